@@ -1,0 +1,175 @@
+//! Byte streams to HTTP/1.x exchanges: request and response framing on top of httparse heads,
+//! FIFO pairing of responses to requests, and timing off the capture timestamps.
+//!
+//! Owns: message framing (Content-Length, chunked, close-delimited, no-body rules), pairing
+//! (pipelining, interim 1xx, gaps), protocol detection (HTTP/2 preface, TLS, garbage), the
+//! per-message limits, and the `http.*` / `flows.*` counters. Does not own: TCP (that is
+//! `reassembly`) or what is done with an exchange (that is `replay` and `commands`).
+
+use std::net::SocketAddr;
+
+use crate::capture::Timestamp;
+use crate::reassembly::FlowId;
+
+/// One request and, when it was captured, its final response.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub flow: FlowId,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub request: Request,
+    /// The final (non-1xx, or 101) response, or None when none was captured.
+    pub response: Option<Response>,
+    /// Anomalies on this exchange (either message).
+    pub flags: Flags,
+}
+
+impl Exchange {
+    /// Last request byte to first byte of the final response, in microseconds.
+    pub fn ttfb_us(&self) -> Option<i64> {
+        let resp = self.response.as_ref()?;
+        Some(resp.first_ts.micros_since(self.request.last_ts))
+    }
+
+    /// First request byte to last response byte, in microseconds; None unless the response
+    /// was captured whole.
+    pub fn total_us(&self) -> Option<i64> {
+        let resp = self.response.as_ref()?;
+        if !resp.complete {
+            return None;
+        }
+        Some(resp.last_ts.micros_since(self.request.first_ts))
+    }
+}
+
+/// An HTTP header as captured: name and value bytes, order and duplicates preserved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The method token exactly as sent (any token is accepted).
+    pub method: String,
+    /// The request-target exactly as sent (origin-form, absolute-form, authority-form or `*`).
+    pub target: Vec<u8>,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Vec<Header>,
+    /// The decoded (de-chunked) body, kept up to the body cap; see `body_len` and `body_kept`.
+    pub body: Vec<u8>,
+    /// Decoded body bytes seen, whether or not they were kept.
+    pub body_len: u64,
+    /// False when the body was longer than the cap and `body` holds only a prefix of it.
+    pub body_kept: bool,
+    /// The request was seen whole (head and body, no gap inside).
+    pub complete: bool,
+    /// Capture time of the first and last byte of the request.
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+}
+
+impl Request {
+    /// The first `Host` header's value, if any.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"))
+            .map(|h| h.value.as_slice())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub version: u8,
+    pub headers: Vec<Header>,
+    /// Decoded (de-chunked, not decompressed) body bytes seen.
+    pub body_len: u64,
+    /// The response was seen whole.
+    pub complete: bool,
+    /// Capture time of the first and last byte of the final response.
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+}
+
+/// Anomaly flags on an exchange, printed snake_case (see [`Flags::names`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(pub u32);
+
+macro_rules! flags {
+    ($($(#[$doc:meta])* $name:ident = $bit:expr, $text:literal;)*) => {
+        impl Flags {
+            $($(#[$doc])* pub const $name: Flags = Flags(1 << $bit);)*
+            const NAMES: &'static [(Flags, &'static str)] = &[$((Flags::$name, $text)),*];
+        }
+    };
+}
+
+flags! {
+    /// Bytes of this exchange were lost (capture loss or a buffer cap).
+    GAP = 0, "gap";
+    /// The request or response was cut short: the capture or the connection ended inside it.
+    TRUNCATED = 1, "truncated";
+    /// The flow was picked up without its handshake.
+    MIDSTREAM = 2, "midstream";
+    /// An `Upgrade` was accepted (101): parsing of the connection stopped after it.
+    UPGRADE = 3, "upgrade";
+    /// CONNECT: parsing of the connection stopped when the tunnel was established.
+    CONNECT = 4, "connect";
+    /// Both Content-Length and Transfer-Encoding, or conflicting Content-Lengths.
+    AMBIGUOUS_FRAMING = 5, "ambiguous_framing";
+    /// The request was pipelined behind another one still unanswered.
+    PIPELINED = 6, "pipelined";
+    /// `Expect: 100-continue` on the request.
+    EXPECT_CONTINUE = 7, "expect_continue";
+    /// One or more interim (1xx) responses preceded the final one.
+    INTERIM = 8, "interim";
+    /// The response body ran until the connection closed.
+    CLOSE_DELIMITED = 9, "close_delimited";
+    /// The connection was reset.
+    RESET = 10, "reset";
+    /// Header syntax was tolerated but not clean (bare LF, obs-fold, ...).
+    LENIENT = 11, "lenient";
+    /// A response was matched across a gap in the server's stream.
+    RESYNC = 12, "resync";
+    /// Missing, duplicate or conflicting Host.
+    HOST_ANOMALY = 13, "host_anomaly";
+    /// The request body is longer than the body cap: only a prefix is kept.
+    BODY_TOO_LARGE = 14, "body_too_large";
+    /// The request framing was invalid; the direction stopped after it.
+    INVALID = 15, "invalid";
+    /// HTTP/0.9 simple request (never replayed).
+    HTTP09 = 16, "http09";
+}
+
+impl Flags {
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn insert(&mut self, other: Flags) {
+        self.0 |= other.0;
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The snake_case names of the flags that are set, in bit order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES
+            .iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| *n)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
