@@ -1,0 +1,40 @@
+//! One file per subcommand: the only place that wires stages together, opens files and
+//! decides exit codes. Uses `anyhow` for errors with context.
+
+pub mod inspect;
+
+use crate::cli::{Cli, Command};
+
+/// How a command ended, as the process exit code DESIGN.md specifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done; warnings (if any) went to stderr.
+    Success,
+    /// A runtime failure.
+    Failure,
+    /// Bad usage, or an input that could not be read as a capture (the others were still
+    /// processed), or missing capture privilege.
+    BadInput,
+}
+
+impl Status {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Failure => 1,
+            Status::BadInput => 2,
+        }
+    }
+}
+
+/// Runs the command the user asked for, writing to the process's stdout and stderr.
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    match cli.command {
+        Command::Inspect(args) => {
+            let settings = crate::settings::InspectSettings::from_args(args)?;
+            inspect::run(&settings, &mut stdout.lock(), &mut stderr.lock())
+        }
+    }
+}

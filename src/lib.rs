@@ -1,0 +1,28 @@
+//! shadowtap: passive HTTP/1.x capture, reassembly and shadow replay.
+//!
+//! The stages, in flow order (a stage uses only the stages before it; `commands` wires them):
+//!
+//! ```text
+//! capture      files (pcap, pcapng) ──Frame<'_>──▶
+//! wire         link/IP/TCP decode, IP defrag ──Segment<'_>──▶
+//! reassembly   flow table, per-direction byte streams ──StreamEvent<'_>──▶
+//! http1        request/response framing and pairing ──Exchange (owned)──▶
+//! commands     what the user asked for: inspect
+//! ```
+//!
+//! Borrowed views (`Frame`, `Segment`, `StreamEvent`) never leave the decode loop; an
+//! [`http1::Exchange`] is owned and is what crosses to later stages. Every stage keeps its own
+//! counters, and every malformed input is counted by reason rather than dropped silently.
+
+pub mod counters;
+
+pub mod capture;
+pub mod wire;
+pub mod reassembly;
+pub mod http1;
+
+pub mod report;
+
+pub mod cli;
+pub mod commands;
+pub mod settings;
