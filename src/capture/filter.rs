@@ -51,8 +51,17 @@ impl BpfFilter {
     }
 }
 
+/// `DLT_RAW` as libpcap numbers it on Linux; files store raw IP as `LINKTYPE_RAW` (101).
+const DLT_RAW: u32 = 12;
+
 fn compile(expr: &str, link: LinkType) -> Result<::pcap::BpfProgram, String> {
-    let link = i32::try_from(link.0).map_err(|_| format!("link type {} out of range", link.0))?;
+    // pcap_open_dead takes a DLT_ value, not the LINKTYPE_ value stored in files; they differ
+    // only for raw IP.
+    let dlt = match link {
+        LinkType::RAW | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => DLT_RAW,
+        other => other.0,
+    };
+    let link = i32::try_from(dlt).map_err(|_| format!("link type {} out of range", link.0))?;
     let dead = ::pcap::Capture::dead(::pcap::Linktype(link)).map_err(|e| e.to_string())?;
     dead.compile(expr, true).map_err(|e| e.to_string())
 }
@@ -76,7 +85,9 @@ mod tests {
         let mut p = vec![
             0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
         ];
-        p.extend_from_slice(&[0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(&[
+            0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
         p
     }
 

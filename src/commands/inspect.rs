@@ -58,7 +58,11 @@ impl Lines<'_> {
 
 /// Runs `inspect` and returns its exit status; `out` gets the exchanges (and, in text mode,
 /// the summary), `err` the warnings (and, in jsonl mode, the summary).
-pub fn run(settings: &InspectSettings, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+pub fn run(
+    settings: &InspectSettings,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
     let mut status = Status::Success;
     let mut filter = match &settings.bpf {
         Some(expr) => match BpfFilter::new(expr) {
@@ -104,33 +108,36 @@ pub fn run(settings: &InspectSettings, out: &mut dyn Write, err: &mut dyn Write)
     let mut port_filtered = 0u64;
     let mut bpf_filtered = 0u64;
     {
-        let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex: Exchange| lines.push(&ex));
-        while let Some((_, frame)) = frames.next_frame() {
-            if let Some(f) = filter.as_mut() {
-                if !f.matches(&frame) {
-                    bpf_filtered += 1;
+        let mut summary = Summary::default();
+        {
+            let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex: Exchange| {
+                lines.push(&ex)
+            });
+            while let Some((_, frame)) = frames.next_frame() {
+                if let Some(f) = filter.as_mut() {
+                    if !f.matches(&frame) {
+                        bpf_filtered += 1;
+                        continue;
+                    }
+                }
+                let Some(segment) = decoder.decode(&frame) else {
+                    continue;
+                };
+                if !settings.ports.is_empty()
+                    && settings.ports.binary_search(&segment.src.port()).is_err()
+                    && settings.ports.binary_search(&segment.dst.port()).is_err()
+                {
+                    port_filtered += 1;
                     continue;
                 }
+                reassembler.push(&segment, &mut tracker);
             }
-            let Some(segment) = decoder.decode(&frame) else {
-                continue;
-            };
-            if !settings.ports.is_empty()
-                && settings.ports.binary_search(&segment.src.port()).is_err()
-                && settings.ports.binary_search(&segment.dst.port()).is_err()
-            {
-                port_filtered += 1;
-                continue;
-            }
-            reassembler.push(&segment, &mut tracker);
+            reassembler.finish(&mut tracker);
+            summary.add(&frames.counters());
+            summary.add(decoder.counters());
+            summary.add(reassembler.counters());
+            summary.add(tracker.counters());
         }
-        reassembler.finish(&mut tracker);
-        let mut summary = Summary::default();
-        summary.add(&frames.counters());
-        summary.add(decoder.counters());
-        summary.add(reassembler.counters());
-        summary.add(tracker.counters());
-        drop(tracker);
         lines.flush();
         if let Some(e) = lines.error.take() {
             return Err(e).context("writing output");
@@ -142,12 +149,19 @@ pub fn run(settings: &InspectSettings, out: &mut dyn Write, err: &mut dyn Write)
         summary.set("inspect.port_filtered", port_filtered);
         summary.set("inspect.bpf_filtered", bpf_filtered);
 
-        for w in frames.take_warnings().iter().chain(decoder.take_warnings().iter()) {
+        for w in frames
+            .take_warnings()
+            .iter()
+            .chain(decoder.take_warnings().iter())
+        {
             writeln!(err, "shadowtap: warning: {w}")?;
         }
         if let Some(f) = &filter {
             for (link, reason) in &f.failed {
-                writeln!(err, "shadowtap: warning: BPF filter does not apply to link type {link}: {reason}")?;
+                writeln!(
+                    err,
+                    "shadowtap: warning: BPF filter does not apply to link type {link}: {reason}"
+                )?;
             }
         }
         for (_, e) in frames.errors() {
@@ -158,8 +172,12 @@ pub fn run(settings: &InspectSettings, out: &mut dyn Write, err: &mut dyn Write)
             InspectFormat::Text => lines.out,
             InspectFormat::Jsonl => err,
         };
-        writeln!(summary_out, "\nsummary: {} exchanges ({} answered)", lines.exchanges, lines.answered)
-            .context("writing summary")?;
+        writeln!(
+            summary_out,
+            "\nsummary: {} exchanges ({} answered)",
+            lines.exchanges, lines.answered
+        )
+        .context("writing summary")?;
         summary.write_text(summary_out).context("writing summary")?;
     }
     Ok(status)

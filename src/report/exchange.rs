@@ -86,7 +86,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, ex: &Exchange, redact_credentials: bool) {
 }
 
 /// The header of the text table.
-pub fn write_text_header(w: &mut impl Write) -> io::Result<()> {
+pub fn write_text_header(w: &mut (impl Write + ?Sized)) -> io::Result<()> {
     writeln!(
         w,
         "{:<26}  {:<45}  {:>6}  {:>9}  {:>9}  REQUEST",
@@ -187,7 +187,10 @@ mod tests {
             utc(Timestamp(1_362_692_526_939_527_000)),
             "2013-03-07 21:42:06.939527"
         );
-        assert_eq!(utc(Timestamp(951_782_400_000_000_000)), "2000-02-29 00:00:00.000000");
+        assert_eq!(
+            utc(Timestamp(951_782_400_000_000_000)),
+            "2000-02-29 00:00:00.000000"
+        );
     }
 
     #[test]

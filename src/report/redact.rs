@@ -90,7 +90,13 @@ mod tests {
 
     #[test]
     fn credential_headers_are_sensitive() {
-        for h in ["Authorization", "cookie", "Set-Cookie", "X-Api-Key", "X-Session-Token"] {
+        for h in [
+            "Authorization",
+            "cookie",
+            "Set-Cookie",
+            "X-Api-Key",
+            "X-Session-Token",
+        ] {
             assert!(is_sensitive_header(h), "{h}");
         }
         for h in ["Host", "Accept", "Content-Length"] {

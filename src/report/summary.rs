@@ -30,7 +30,7 @@ impl Summary {
 
     /// Writes the non-zero counters, one per line, grouped by the part of the name before the
     /// first dot.
-    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+    pub fn write_text(&self, w: &mut (impl Write + ?Sized)) -> io::Result<()> {
         let width = self
             .counters
             .keys()
