@@ -1,0 +1,8 @@
+//! The integration test binary: the whole tool driven as a user drives it.
+
+mod support;
+
+#[path = "integration/fixtures.rs"]
+mod fixtures;
+#[path = "integration/inspect.rs"]
+mod inspect;

@@ -1,0 +1,6 @@
+//! Test support: packet and capture builders, and the fixture catalog.
+#![allow(dead_code)]
+
+pub mod files;
+pub mod fixtures;
+pub mod packets;
