@@ -17,9 +17,9 @@
 pub mod counters;
 
 pub mod capture;
-pub mod wire;
-pub mod reassembly;
 pub mod http1;
+pub mod reassembly;
+pub mod wire;
 
 pub mod report;
 
