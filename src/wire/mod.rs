@@ -12,6 +12,13 @@ use std::net::SocketAddr;
 
 use crate::capture::Timestamp;
 
+mod decode;
+mod defrag;
+mod limits;
+
+pub use decode::Decoder;
+pub use limits::{DecoderCounters, Limits};
+
 /// A TCP sequence number: arithmetic wraps modulo 2^32 and ordering is RFC 793's
 /// "less than" in the window of 2^31 around a value (like smoltcp's `SeqNumber`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -19,6 +26,10 @@ pub struct SeqNumber(pub u32);
 
 impl SeqNumber {
     /// `self + n`, wrapping.
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "sequence numbers add a u32 length, not another sequence number"
+    )]
     pub fn add(self, n: u32) -> SeqNumber {
         SeqNumber(self.0.wrapping_add(n))
     }
