@@ -12,6 +12,15 @@ use std::net::SocketAddr;
 
 use crate::capture::Timestamp;
 
+mod half;
+mod limits;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use limits::{Limits, ReassemblyCounters};
+pub use table::Reassembler;
+
 /// A connection's id, unique within one run (a reused 4-tuple gets a new id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowId(pub u64);

@@ -1,0 +1,487 @@
+//! One direction of a connection: where its stream starts in sequence space, what has been
+//! delivered, and the out-of-order bytes held above holes.
+
+use std::collections::BTreeMap;
+
+use super::limits::{Limits, ReassemblyCounters};
+use super::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
+use crate::capture::Timestamp;
+use crate::wire::SeqNumber;
+
+/// Bytes charged per buffered chunk on top of its data, so a flood of 1-byte segments cannot
+/// hold more memory than the caps say.
+const CHUNK_OVERHEAD: usize = 64;
+
+/// Where events go: the sink and what every event of this call shares.
+pub(super) struct Out<'s, S> {
+    pub sink: &'s mut S,
+    pub flow: FlowId,
+    pub ts: Timestamp,
+}
+
+impl<S: StreamSink> Out<'_, S> {
+    pub fn emit(&mut self, kind: EventKind<'_>) {
+        self.sink.event(StreamEvent {
+            flow: self.flow,
+            ts: self.ts,
+            kind,
+        });
+    }
+}
+
+/// What the reassembler shares with every direction of every flow.
+pub(super) struct Shared<'a> {
+    pub limits: &'a Limits,
+    pub counters: &'a mut ReassemblyCounters,
+    /// Out-of-order bytes held by all flows.
+    pub mem: &'a mut usize,
+}
+
+/// Out-of-order bytes: captured data followed by `missing` uncaptured bytes (snap length).
+struct Chunk {
+    data: Vec<u8>,
+    missing: u64,
+    ack: Option<u64>,
+}
+
+impl Chunk {
+    fn len(&self) -> u64 {
+        self.data.len() as u64 + self.missing
+    }
+
+    fn cost(&self) -> usize {
+        self.data.len() + CHUNK_OVERHEAD
+    }
+}
+
+/// Why a hole is being skipped as a gap.
+#[derive(Clone, Copy)]
+pub(super) enum GapCause {
+    Acked,
+    NoAck,
+    WindowCap,
+    TooManyHoles,
+    Flush,
+}
+
+pub(super) struct Half {
+    pub dir: Direction,
+    /// Sequence number of stream offset 0.
+    base: Option<SeqNumber>,
+    /// The next offset to deliver: everything below it has been delivered or declared a gap.
+    pub next: u64,
+    chunks: BTreeMap<u64, Chunk>,
+    /// Bytes charged for `chunks`.
+    held: usize,
+    /// Offset of the FIN, once seen.
+    fin: Option<u64>,
+    /// End was emitted: nothing more is delivered.
+    pub ended: bool,
+    /// Highest offset the peer acknowledged.
+    acked: u64,
+    /// The peer has acknowledged this direction at least once.
+    peer_acks: bool,
+    /// Any payload was seen.
+    pub had_data: bool,
+}
+
+impl Half {
+    pub fn new(dir: Direction) -> Half {
+        Half {
+            dir,
+            base: None,
+            next: 0,
+            chunks: BTreeMap::new(),
+            held: 0,
+            fin: None,
+            ended: false,
+            acked: 0,
+            peer_acks: false,
+            had_data: false,
+        }
+    }
+
+    pub fn base(&self) -> Option<SeqNumber> {
+        self.base
+    }
+
+    /// Sets where the stream starts (the SYN's sequence number + 1, or the first byte seen).
+    pub fn start_at(&mut self, base: SeqNumber) {
+        self.base = Some(base);
+    }
+
+    /// The stream offset of a sequence number, relative to what was delivered so far, so it
+    /// is exact across 2^32 wraps (T06). None before the start is known; negative values are
+    /// before the stream's start.
+    pub fn offset(&self, seq: SeqNumber) -> Option<i64> {
+        let base = self.base?;
+        let next_seq = base.add(self.next as u32);
+        Some(self.next as i64 + i64::from(seq.diff(next_seq)))
+    }
+
+    /// Releases every buffer (the flow is closing).
+    pub fn release(&mut self, sh: &mut Shared<'_>) {
+        *sh.mem -= self.held;
+        self.held = 0;
+        self.chunks.clear();
+    }
+
+    /// Handles a segment's payload (`data` then `missing` uncaptured bytes) starting at
+    /// stream offset `off`, with the ACK it carried as an offset of the opposite stream.
+    pub fn segment<S: StreamSink>(
+        &mut self,
+        off: i64,
+        (data, missing): (&[u8], u64),
+        ack: Option<u64>,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let len = data.len() as u64 + missing;
+        if len == 0 {
+            return;
+        }
+        self.had_data = true;
+        if self.ended {
+            sh.counters.data_after_close += 1;
+            return;
+        }
+        let end = off + len as i64;
+        if end <= 0 {
+            sh.counters.before_start += 1;
+            return;
+        }
+        // Bytes before the stream's start (a mid-stream pickup that saw a later segment
+        // first) cannot be delivered: cut them.
+        let (off, data, missing) = if off < 0 {
+            sh.counters.before_start += 1;
+            let cut = off.unsigned_abs();
+            let take = cut.min(data.len() as u64) as usize;
+            (0u64, &data[take..], missing - (cut - take as u64))
+        } else {
+            (off as u64, data, missing)
+        };
+        let end = off + data.len() as u64 + missing;
+        if end <= self.next {
+            if len <= 1 && off + 1 == self.next {
+                sh.counters.keepalives += 1;
+            } else {
+                sh.counters.retransmissions += 1;
+            }
+            return;
+        }
+        if off > self.next {
+            if self.acked >= off {
+                // The peer already acknowledged the bytes in front of this segment: they were
+                // lost by the capture, not reordered (T07).
+                self.skip_hole(GapCause::Acked, sh, out);
+                if off > self.next {
+                    self.gap(off - self.next, GapCause::Acked, sh, out);
+                }
+            } else if off - self.next > sh.limits.max_ahead {
+                sh.counters.out_of_window += 1;
+                return;
+            } else {
+                self.buffer(off, data, missing, ack, sh);
+                self.enforce_limits(sh, out);
+                return;
+            }
+        }
+        self.deliver(off, data, missing, ack, sh, out);
+        self.drain(sh, out);
+    }
+
+    /// Delivers a segment that starts at or before `next`, trimming what was delivered.
+    fn deliver<S: StreamSink>(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        missing: u64,
+        ack: Option<u64>,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let skip = self.next - off;
+        if skip > 0 {
+            sh.counters.retransmissions += 1;
+            sh.counters.overlap_bytes += skip;
+        }
+        if (skip as usize) < data.len() {
+            let fresh = &data[skip as usize..];
+            out.emit(EventKind::Data {
+                dir: self.dir,
+                offset: self.next,
+                data: fresh,
+                ack,
+            });
+            self.next += fresh.len() as u64;
+        }
+        let end = off + data.len() as u64 + missing;
+        if end > self.next {
+            sh.counters.gap_snaplen += 1;
+            let len = end - self.next;
+            sh.counters.reassembly_gap += 1;
+            sh.counters.missed_bytes += len;
+            out.emit(EventKind::Gap {
+                dir: self.dir,
+                offset: self.next,
+                len,
+            });
+            self.next = end;
+        }
+    }
+
+    /// Delivers the buffered chunks that have become contiguous.
+    fn drain<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        while let Some(entry) = self.chunks.first_entry() {
+            if *entry.key() > self.next {
+                break;
+            }
+            let off = *entry.key();
+            let chunk = entry.remove();
+            self.held -= chunk.cost();
+            *sh.mem -= chunk.cost();
+            if off + chunk.len() > self.next {
+                let skip = self.next - off;
+                let data: &[u8] = chunk.data.get(skip as usize..).unwrap_or(&[]);
+                let gap_start = off + chunk.data.len() as u64;
+                if !data.is_empty() {
+                    out.emit(EventKind::Data {
+                        dir: self.dir,
+                        offset: self.next,
+                        data,
+                        ack: chunk.ack,
+                    });
+                    self.next += data.len() as u64;
+                }
+                let end = gap_start + chunk.missing;
+                if end > self.next {
+                    let len = end - self.next;
+                    sh.counters.gap_snaplen += 1;
+                    sh.counters.reassembly_gap += 1;
+                    sh.counters.missed_bytes += len;
+                    out.emit(EventKind::Gap {
+                        dir: self.dir,
+                        offset: self.next,
+                        len,
+                    });
+                    self.next = end;
+                }
+            }
+        }
+        self.check_fin(out, sh);
+    }
+
+    /// Holds an out-of-order segment; the first copy of a byte wins (T04).
+    fn buffer(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        missing: u64,
+        ack: Option<u64>,
+        sh: &mut Shared<'_>,
+    ) {
+        sh.counters.ooo_segments += 1;
+        let end = off + data.len() as u64 + missing;
+        // Cut the new bytes into the pieces no buffered chunk covers yet.
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut pos = off;
+        for (&s, c) in self.chunks.range(..end) {
+            let e = s + c.len();
+            if e <= pos {
+                continue;
+            }
+            if s > pos {
+                pieces.push((pos, s));
+            }
+            // Compare the captured bytes both copies have.
+            let (a, b) = (pos.max(s), e.min(end).min(s + c.data.len() as u64));
+            let new_data_end = off + data.len() as u64;
+            let b = b.min(new_data_end);
+            if a < b {
+                let old = &c.data[(a - s) as usize..(b - s) as usize];
+                let new = &data[(a - off) as usize..(b - off) as usize];
+                if old != new {
+                    sh.counters.overlap_conflict += 1;
+                }
+                sh.counters.overlap_bytes += b - a;
+            }
+            pos = pos.max(e);
+            if pos >= end {
+                break;
+            }
+        }
+        if pos < end {
+            pieces.push((pos, end));
+        }
+        if pieces.is_empty() {
+            sh.counters.retransmissions += 1;
+            return;
+        }
+        for (s, e) in pieces {
+            let data_end = off + data.len() as u64;
+            let captured = if s < data_end {
+                &data[(s - off) as usize..(e.min(data_end) - off) as usize]
+            } else {
+                &[][..]
+            };
+            let chunk = Chunk {
+                data: captured.to_vec(),
+                missing: e - s - captured.len() as u64,
+                ack,
+            };
+            if *sh.mem + chunk.cost() > sh.limits.memcap {
+                sh.counters.segment_memcap_drop += 1;
+                return;
+            }
+            *sh.mem += chunk.cost();
+            self.held += chunk.cost();
+            self.chunks.insert(s, chunk);
+        }
+    }
+
+    fn holes(&self) -> usize {
+        let mut holes = 0;
+        let mut pos = self.next;
+        for (&s, c) in &self.chunks {
+            if s > pos {
+                holes += 1;
+            }
+            pos = pos.max(s + c.len());
+        }
+        holes
+    }
+
+    /// Skips holes while a cap is exceeded (L01, T08, T20).
+    fn enforce_limits<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        loop {
+            let cause = if self.holes() > sh.limits.max_holes {
+                sh.counters.too_many_holes += 1;
+                GapCause::TooManyHoles
+            } else if self.held > sh.limits.window {
+                sh.counters.flow_cap_hits += 1;
+                GapCause::WindowCap
+            } else if !self.peer_acks && self.held > sh.limits.above_hole_without_acks {
+                GapCause::NoAck
+            } else {
+                return;
+            };
+            self.skip_hole(cause, sh, out);
+        }
+    }
+
+    /// Declares the hole in front of the first buffered chunk a gap and delivers what follows.
+    fn skip_hole<S: StreamSink>(
+        &mut self,
+        cause: GapCause,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let Some((&first, _)) = self.chunks.first_key_value() else {
+            return;
+        };
+        if first > self.next {
+            self.gap(first - self.next, cause, sh, out);
+        }
+        self.drain(sh, out);
+    }
+
+    fn gap<S: StreamSink>(
+        &mut self,
+        len: u64,
+        cause: GapCause,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        match cause {
+            GapCause::Acked => sh.counters.gap_acked += 1,
+            GapCause::NoAck => sh.counters.gap_no_ack += 1,
+            GapCause::Flush => sh.counters.gap_flush += 1,
+            GapCause::WindowCap | GapCause::TooManyHoles => {}
+        }
+        sh.counters.reassembly_gap += 1;
+        sh.counters.missed_bytes += len;
+        out.emit(EventKind::Gap {
+            dir: self.dir,
+            offset: self.next,
+            len,
+        });
+        self.next += len;
+    }
+
+    /// The peer acknowledged up to `ack` (an offset of this stream). A hole below it with
+    /// data buffered above it was lost by the capture (T07).
+    pub fn peer_ack<S: StreamSink>(&mut self, ack: i64, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        self.peer_acks = true;
+        if ack <= 0 {
+            return;
+        }
+        // An ACK of the FIN counts one past the data.
+        let ack = match self.fin {
+            Some(fin) => (ack as u64).min(fin),
+            None => ack as u64,
+        };
+        self.acked = self.acked.max(ack);
+        while let Some((&first, _)) = self.chunks.first_key_value() {
+            if first > self.acked || self.ended {
+                break;
+            }
+            self.skip_hole(GapCause::Acked, sh, out);
+        }
+    }
+
+    /// Records a FIN at `off` and ends the direction when everything before it is delivered.
+    pub fn fin<S: StreamSink>(&mut self, off: u64, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        if self.fin.is_none() {
+            self.fin = Some(off);
+        }
+        self.check_fin(out, sh);
+    }
+
+    fn check_fin<S: StreamSink>(&mut self, out: &mut Out<'_, S>, sh: &mut Shared<'_>) {
+        if let Some(fin) = self.fin {
+            if !self.ended && self.next >= fin {
+                self.ended = true;
+                self.release(sh);
+                out.emit(EventKind::End {
+                    dir: self.dir,
+                    reason: CloseReason::Fin,
+                });
+            }
+        }
+    }
+
+    /// Flushes before the flow closes without a FIN: every hole becomes a gap, and bytes the
+    /// peer acknowledged but the capture missed at the end are a gap too.
+    pub fn flush<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        if self.ended {
+            return;
+        }
+        while !self.chunks.is_empty() && !self.ended {
+            self.skip_hole(GapCause::Flush, sh, out);
+        }
+        if !self.ended && self.acked > self.next {
+            self.gap(self.acked - self.next, GapCause::Acked, sh, out);
+            self.check_fin(out, sh);
+        }
+    }
+
+    /// At a RST: deliver what is contiguous, drop the rest without a gap (T09), end.
+    pub fn reset<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
+        if self.ended {
+            return;
+        }
+        self.drain(sh, out);
+        if self.ended {
+            return;
+        }
+        for c in self.chunks.values() {
+            sh.counters.rst_discarded_bytes += c.data.len() as u64;
+        }
+        self.release(sh);
+        self.ended = true;
+        out.emit(EventKind::End {
+            dir: self.dir,
+            reason: CloseReason::Rst,
+        });
+    }
+}
