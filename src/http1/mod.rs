@@ -173,3 +173,6 @@ impl std::ops::BitOr for Flags {
         Flags(self.0 | rhs.0)
     }
 }
+
+mod stub;
+pub use stub::*;

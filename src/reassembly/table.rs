@@ -109,7 +109,7 @@ impl Reassembler {
                 && seg.src == flow.client
                 && flow.halves[0].base() != Some(seg.seq.add(1));
             if flow.closed {
-                if !(syn && !ack) {
+                if !syn || ack {
                     flow.last_seen = ts;
                     if has_data {
                         self.counters.data_after_close += 1;
@@ -162,9 +162,8 @@ impl Reassembler {
         let (syn, ack) = (seg.flags.syn(), seg.flags.ack());
         let (client, server) = if syn && !ack {
             (seg.src, seg.dst)
-        } else if syn {
-            (seg.dst, seg.src)
-        } else if server_rank(seg.src.port()) < server_rank(seg.dst.port()) {
+        } else if syn || server_rank(seg.src.port()) < server_rank(seg.dst.port()) {
+            // The SYN-ACK's sender is the server (T14); without a handshake, guess by port.
             (seg.dst, seg.src)
         } else {
             (seg.src, seg.dst)

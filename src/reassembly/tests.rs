@@ -106,10 +106,6 @@ impl Conv {
     fn default() -> Conv {
         Conv::new(Limits::default(), 1000, 5000)
     }
-    fn at(&mut self, ts: i64) -> &mut Self {
-        self.ts = ts;
-        self
-    }
     /// A segment from the client (`from_client`) at relative seq `rel` (1 = first data byte).
     fn seg(
         &mut self,

@@ -299,9 +299,7 @@ impl Decoder {
         let done = self.defrag.add(
             key,
             ts.nanos(),
-            offset,
-            more,
-            &b[ihl..],
+            (offset, more, &b[ihl..]),
             &self.limits,
             &mut self.counters,
         );
@@ -353,9 +351,7 @@ impl Decoder {
                             let done = self.defrag.add(
                                 key,
                                 ts.nanos(),
-                                offset,
-                                more,
-                                &b[off..],
+                                (offset, more, &b[off..]),
                                 &self.limits,
                                 &mut self.counters,
                             );

@@ -94,9 +94,7 @@ impl Defrag {
         &mut self,
         key: Key,
         ts: i64,
-        offset: u32,
-        more: bool,
-        payload: &[u8],
+        (offset, more, payload): (u32, bool, &[u8]),
         limits: &Limits,
         counters: &mut DecoderCounters,
     ) -> bool {
@@ -211,9 +209,9 @@ mod tests {
             DecoderCounters::default(),
         );
         let data: Vec<u8> = (0..40u8).collect();
-        assert!(!d.add(key(), 0, 16, true, &data[16..32], &l, &mut c));
-        assert!(!d.add(key(), 0, 32, false, &data[32..], &l, &mut c));
-        assert!(d.add(key(), 0, 0, true, &data[..16], &l, &mut c));
+        assert!(!d.add(key(), 0, (16, true, &data[16..32]), &l, &mut c));
+        assert!(!d.add(key(), 0, (32, false, &data[32..]), &l, &mut c));
+        assert!(d.add(key(), 0, (0, true, &data[..16]), &l, &mut c));
         assert_eq!(d.out, data);
         assert_eq!(c.reassembled, 1);
         assert_eq!(d.held_bytes(), 0);
@@ -226,8 +224,8 @@ mod tests {
             Limits::default(),
             DecoderCounters::default(),
         );
-        assert!(!d.add(key(), 0, 0, true, &[1; 16], &l, &mut c));
-        assert!(d.add(key(), 0, 8, false, &[2; 16], &l, &mut c));
+        assert!(!d.add(key(), 0, (0, true, &[1; 16]), &l, &mut c));
+        assert!(d.add(key(), 0, (8, false, &[2; 16]), &l, &mut c));
         assert_eq!(&d.out[..16], &[1; 16]);
         assert_eq!(&d.out[16..], &[2; 8]);
         assert_eq!(c.overlap_conflict, 1);
@@ -240,10 +238,10 @@ mod tests {
             Limits::default(),
             DecoderCounters::default(),
         );
-        assert!(!d.add(key(), 0, 0, true, &[1; 16], &l, &mut c));
+        assert!(!d.add(key(), 0, (0, true, &[1; 16]), &l, &mut c));
         let later = l.defrag_timeout_ns + 2_000_000_000;
         let other = Key { id: 8, ..key() };
-        assert!(!d.add(other, later, 0, true, &[1; 8], &l, &mut c));
+        assert!(!d.add(other, later, (0, true, &[1; 8]), &l, &mut c));
         assert_eq!(c.timeouts, 1);
         assert_eq!(d.held_bytes(), 8);
     }
@@ -255,8 +253,8 @@ mod tests {
             ..Limits::default()
         };
         let (mut d, mut c) = (Defrag::default(), DecoderCounters::default());
-        assert!(!d.add(key(), 0, 0, true, &[1; 24], &l, &mut c));
-        assert!(!d.add(Key { id: 9, ..key() }, 0, 0, true, &[1; 16], &l, &mut c));
+        assert!(!d.add(key(), 0, (0, true, &[1; 24]), &l, &mut c));
+        assert!(!d.add(Key { id: 9, ..key() }, 0, (0, true, &[1; 16]), &l, &mut c));
         assert_eq!(c.memcap_drop, 1);
         assert_eq!(d.held_bytes(), 24);
     }
@@ -268,8 +266,8 @@ mod tests {
             Limits::default(),
             DecoderCounters::default(),
         );
-        assert!(!d.add(key(), 0, 65_530, false, &[0; 16], &l, &mut c));
-        assert!(!d.add(key(), 0, 0, true, &[0; 12], &l, &mut c));
+        assert!(!d.add(key(), 0, (65_530, false, &[0; 16]), &l, &mut c));
+        assert!(!d.add(key(), 0, (0, true, &[0; 12]), &l, &mut c));
         assert_eq!(c.invalid_fragment, 2);
     }
 }
