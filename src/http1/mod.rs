@@ -11,6 +11,16 @@ use std::net::SocketAddr;
 use crate::capture::Timestamp;
 use crate::reassembly::FlowId;
 
+mod chunked;
+mod head;
+mod limits;
+mod tracker;
+#[cfg(test)]
+mod tests;
+
+pub use limits::{HttpCounters, Limits};
+pub use tracker::Tracker;
+
 /// One request and, when it was captured, its final response.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -173,6 +183,3 @@ impl std::ops::BitOr for Flags {
         Flags(self.0 | rhs.0)
     }
 }
-
-mod stub;
-pub use stub::*;

@@ -1,0 +1,271 @@
+//! Request and response heads: httparse for the syntax, then the message-framing decision of
+//! RFC 9112 section 6.3 (which body follows, and whether the framing is ambiguous).
+
+use super::limits::{HttpCounters, Limits};
+use super::{Flags, Header};
+
+/// Header slots on the stack for one parse; more headers than this are refused
+/// (`http.too_many_headers`) whatever the configured limit.
+const HEADER_SLOTS: usize = 128;
+
+/// How the body after a head is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the sender closes (responses only).
+    Close,
+}
+
+pub(super) struct RequestHead {
+    pub method: String,
+    pub target: Vec<u8>,
+    pub version: u8,
+    pub headers: Vec<Header>,
+    pub body: BodyKind,
+    pub flags: Flags,
+    pub expect_continue: bool,
+    pub upgrade: bool,
+}
+
+pub(super) struct ResponseHead {
+    pub status: u16,
+    pub version: u8,
+    pub headers: Vec<Header>,
+    /// Framing from the headers alone; the caller applies the request-dependent rules
+    /// (HEAD, 1xx, 204, 304, CONNECT).
+    pub body: BodyKind,
+    pub flags: Flags,
+}
+
+pub(super) enum Parsed<T> {
+    /// The head and its length in bytes.
+    Done(T, usize),
+    Partial,
+    Invalid,
+}
+
+fn config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true);
+    c
+}
+
+fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header { name: h.name.to_string(), value: h.value.to_vec() })
+        .collect()
+}
+
+/// True when a line of the head ends with a bare LF.
+fn bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The body framing the headers declare, with anomalies flagged and counted: `Ok(None)` for
+/// a transfer coding other than chunked, `Err` for an unusable Content-Length.
+fn framing(headers: &[Header], flags: &mut Flags, counters: &mut HttpCounters) -> Result<Option<BodyKind>, ()> {
+    let mut te: Option<&[u8]> = None;
+    let mut length: Option<u64> = None;
+    let mut lengths_conflict = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te = Some(&h.value);
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            // A list of identical values is one length (RFC 9110 section 8.6).
+            for part in h.value.split(|&b| b == b',') {
+                let part = part.trim_ascii();
+                let n = std::str::from_utf8(part)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok());
+                match (n, length) {
+                    (None, _) => {
+                        counters.invalid_content_length += 1;
+                        return Err(());
+                    }
+                    (Some(n), Some(l)) if n != l => lengths_conflict = true,
+                    (Some(n), _) => length = Some(n),
+                }
+            }
+        }
+    }
+    if lengths_conflict {
+        flags.insert(Flags::AMBIGUOUS_FRAMING);
+        counters.ambiguous_framing += 1;
+        counters.invalid_content_length += 1;
+        return Err(());
+    }
+    if let Some(te) = te {
+        if length.is_some() {
+            // RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length, but the
+            // pair is how requests are smuggled (H16).
+            flags.insert(Flags::AMBIGUOUS_FRAMING);
+            counters.ambiguous_framing += 1;
+        }
+        let last = te.rsplit(|&b| b == b',').next().unwrap_or(&[]).trim_ascii();
+        if last.eq_ignore_ascii_case(b"chunked") {
+            return Ok(Some(BodyKind::Chunked));
+        }
+        counters.invalid_transfer_encoding += 1;
+        return Ok(None);
+    }
+    Ok(Some(length.map_or(BodyKind::None, BodyKind::Length)))
+}
+
+pub(super) fn request(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) -> Parsed<RequestHead> {
+    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut slots);
+    let n = match config().parse_request(&mut req, buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head {
+                counters.head_too_large += 1;
+                return Parsed::Invalid;
+            }
+            return Parsed::Partial;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            counters.too_many_headers += 1;
+            return Parsed::Invalid;
+        }
+        Err(_) => return Parsed::Invalid,
+    };
+    if n > limits.max_head {
+        counters.head_too_large += 1;
+        return Parsed::Invalid;
+    }
+    if req.headers.len() > limits.max_headers {
+        counters.too_many_headers += 1;
+        return Parsed::Invalid;
+    }
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Parsed::Invalid;
+    };
+    if path.len() > limits.max_uri {
+        counters.uri_too_long += 1;
+        return Parsed::Invalid;
+    }
+    let mut flags = Flags::default();
+    if bare_lf(&buf[..n]) {
+        flags.insert(Flags::LENIENT);
+        counters.lenient_eol += 1;
+    }
+    let headers = owned(req.headers);
+    let body = match framing(&headers, &mut flags, counters) {
+        // A request with a transfer coding other than chunked cannot be framed (RFC 9112
+        // section 6.3 item 4): the direction stops.
+        Ok(None) | Err(()) => {
+            flags.insert(Flags::INVALID);
+            BodyKind::None
+        }
+        Ok(Some(kind)) => kind,
+    };
+    let hosts: Vec<&[u8]> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value.as_slice())
+        .collect();
+    if (version == 1 && hosts.is_empty()) || hosts.windows(2).any(|w| w[0] != w[1]) || hosts.len() > 1 {
+        flags.insert(Flags::HOST_ANOMALY);
+        counters.host_anomaly += 1;
+    }
+    let expect_continue = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("expect") && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    if expect_continue {
+        flags.insert(Flags::EXPECT_CONTINUE);
+    }
+    let upgrade = headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+        && headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("connection") && has_token(&h.value, "upgrade"));
+    Parsed::Done(
+        RequestHead {
+            method: method.to_string(),
+            target: path.as_bytes().to_vec(),
+            version,
+            headers,
+            body,
+            flags,
+            expect_continue,
+            upgrade,
+        },
+        n,
+    )
+}
+
+pub(super) fn response(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) -> Parsed<ResponseHead> {
+    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let n = match config().parse_response(&mut resp, buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head {
+                counters.head_too_large += 1;
+                return Parsed::Invalid;
+            }
+            return Parsed::Partial;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            counters.too_many_headers += 1;
+            return Parsed::Invalid;
+        }
+        Err(_) => return Parsed::Invalid,
+    };
+    let (Some(status), Some(version)) = (resp.code, resp.version) else {
+        return Parsed::Invalid;
+    };
+    let mut flags = Flags::default();
+    if bare_lf(&buf[..n]) {
+        flags.insert(Flags::LENIENT);
+        counters.lenient_eol += 1;
+    }
+    let headers = owned(resp.headers);
+    let body = match framing(&headers, &mut flags, counters) {
+        Ok(Some(kind)) => kind,
+        // Unknown transfer coding, or an unusable length: the body runs to the close
+        // (RFC 9112 section 6.3 items 4 and 5 for responses).
+        Ok(None) | Err(()) => BodyKind::Close,
+    };
+    // No length and no chunked coding: the body runs to the close (RFC 9112 section 6.3
+    // item 8); the caller overrides this for bodiless responses.
+    let body = if body == BodyKind::None { BodyKind::Close } else { body };
+    Parsed::Done(ResponseHead { status, version, headers, body, flags }, n)
+}
+
+/// Whether `line` (bytes up to a line feed) looks like a request line: a method token, a
+/// space, a target, a space and `HTTP/1.x`.
+pub(super) fn is_request_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    let method = &line[..sp];
+    !method.is_empty()
+        && method.len() <= 32
+        && method.iter().all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && line.len() >= sp + 11
+        && line[line.len() - 9..].starts_with(b" HTTP/1.")
+        && line[sp + 1] != b' '
+}
+
+/// Whether `line` looks like a status line: `HTTP/1.x` and a three-digit code.
+pub(super) fn is_status_line(line: &[u8]) -> bool {
+    line.len() >= 12
+        && line.starts_with(b"HTTP/1.")
+        && line[8] == b' '
+        && line[9..12].iter().all(u8::is_ascii_digit)
+}

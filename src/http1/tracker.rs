@@ -1,0 +1,854 @@
+//! Per-connection HTTP/1.x state: one parser per direction, the queue of requests waiting
+//! for their responses, pairing (FIFO, and the gap rule of RELIABILITY.md's opening list),
+//! and protocol detection.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use super::chunked::Chunked;
+use super::head::{self, BodyKind, Parsed};
+use super::limits::{HttpCounters, Limits};
+use super::{Exchange, Flags, Request, Response};
+use crate::capture::Timestamp;
+use crate::reassembly::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
+
+/// The HTTP/2 connection preface (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+/// TLS record type "handshake" and the major version byte of every TLS/SSL3 record.
+const TLS_HANDSHAKE: u8 = 0x16;
+const TLS_MAJOR: u8 = 0x03;
+
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    Close,
+}
+
+enum Mode {
+    Head,
+    Body(Body),
+    /// Looking for the next message start (after a gap, a parse error, or a mid-stream
+    /// pickup); `budget` bounds the look at the start of a connection (H26).
+    Resync { budget: Option<usize> },
+    Stopped,
+}
+
+/// One direction's parser.
+struct Side {
+    mode: Mode,
+    /// A partial head, or bytes being scanned for a message start.
+    buf: Vec<u8>,
+    /// Capture time, stream offset and ACK of the first byte of the head in progress.
+    head_ts: Timestamp,
+    head_off: u64,
+    head_ack: Option<u64>,
+}
+
+impl Side {
+    fn new(mode: Mode) -> Side {
+        Side { mode, buf: Vec::new(), head_ts: Timestamp::default(), head_off: 0, head_ack: None }
+    }
+}
+
+struct Pending {
+    id: u64,
+    req: Request,
+    flags: Flags,
+    /// The server-stream offset the client had acknowledged when it sent the first byte.
+    first_ack: Option<u64>,
+    req_done: bool,
+    body_started: bool,
+    is_head: bool,
+    is_connect: bool,
+    upgrade: bool,
+    response: Option<Response>,
+    resp_done: bool,
+}
+
+struct Conn {
+    client: SocketAddr,
+    server: SocketAddr,
+    midstream: bool,
+    /// The reassembler's roles were wrong (mid-stream guess): its client is our server.
+    swapped: bool,
+    seen_data: bool,
+    any_request: bool,
+    req: Side,
+    resp: Side,
+    pending: VecDeque<Pending>,
+    next_id: u64,
+    /// The pending request the response in progress answers; None for an orphan.
+    answering: Option<u64>,
+    /// The server stream had a gap since the last response head (pairing rule).
+    resp_gap: bool,
+}
+
+/// What conn methods share with the tracker.
+struct Ctx<'a> {
+    limits: &'a Limits,
+    counters: &'a mut HttpCounters,
+    emit: &'a mut dyn FnMut(Exchange),
+    flow: FlowId,
+}
+
+/// Byte streams in (as a [`StreamSink`]), exchanges out through the `emit` callback.
+pub struct Tracker<F: FnMut(Exchange)> {
+    limits: Limits,
+    counters: HttpCounters,
+    emit: F,
+    conns: HashMap<FlowId, Conn>,
+}
+
+impl<F: FnMut(Exchange)> Tracker<F> {
+    pub fn new(limits: Limits, emit: F) -> Tracker<F> {
+        Tracker { limits, counters: HttpCounters::default(), emit, conns: HashMap::new() }
+    }
+
+    pub fn counters(&self) -> &HttpCounters {
+        &self.counters
+    }
+}
+
+impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
+    fn event(&mut self, ev: StreamEvent<'_>) {
+        let flow = ev.flow;
+        if let EventKind::Open { client, server, midstream } = ev.kind {
+            self.conns.insert(flow, Conn::new(client, server, midstream));
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&flow) else {
+            return;
+        };
+        let mut cx = Ctx { limits: &self.limits, counters: &mut self.counters, emit: &mut self.emit, flow };
+        match ev.kind {
+            EventKind::Open { .. } => {}
+            EventKind::Data { dir, offset, data, ack } => conn.data(dir, offset, data, ack, ev.ts, &mut cx),
+            EventKind::Gap { dir, len, .. } => conn.gap(dir, len, &mut cx),
+            EventKind::End { dir, reason } => conn.end(dir, reason, ev.ts, &mut cx),
+            EventKind::Close { reason } => {
+                conn.close(reason, ev.ts, &mut cx);
+                self.conns.remove(&flow);
+            }
+        }
+    }
+}
+
+/// Where in `buf` a line satisfying `pred` starts, or where the unfinished last line starts.
+enum Scan {
+    Found(usize),
+    NeedMore(usize),
+}
+
+fn scan_lines(buf: &[u8], pred: fn(&[u8]) -> bool) -> Scan {
+    let mut start = 0;
+    while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
+        if pred(&buf[start..start + rel]) {
+            return Scan::Found(start);
+        }
+        start += rel + 1;
+    }
+    if buf.len() - start > 256 {
+        // A "line" this long is not a request or status line: no need to keep it.
+        return Scan::NeedMore(buf.len());
+    }
+    Scan::NeedMore(start)
+}
+
+impl Conn {
+    fn new(client: SocketAddr, server: SocketAddr, midstream: bool) -> Conn {
+        // Mid-stream, both sides start inside unknown messages: skip to the first message
+        // start (T13).
+        let start = || if midstream { Mode::Resync { budget: None } } else { Mode::Head };
+        Conn {
+            client,
+            server,
+            midstream,
+            swapped: false,
+            seen_data: false,
+            any_request: false,
+            req: Side::new(start()),
+            resp: Side::new(start()),
+            pending: VecDeque::new(),
+            next_id: 0,
+            answering: None,
+            resp_gap: false,
+        }
+    }
+
+    fn data(&mut self, dir: Direction, offset: u64, data: &[u8], ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) {
+        if !self.seen_data {
+            self.seen_data = true;
+            self.first_data(dir, offset, data, cx);
+        }
+        match self.role(dir) {
+            Direction::ClientToServer => self.request_bytes(offset, data, ack, ts, cx),
+            Direction::ServerToClient => self.response_bytes(offset, data, ts, cx),
+        }
+    }
+
+    fn role(&self, dir: Direction) -> Direction {
+        if self.swapped {
+            dir.reverse()
+        } else {
+            dir
+        }
+    }
+
+    /// Protocol detection on the first bytes of the connection, and role correction for a
+    /// mid-stream pickup (T14).
+    fn first_data(&mut self, dir: Direction, offset: u64, data: &[u8], cx: &mut Ctx<'_>) {
+        if self.midstream {
+            let line_end = memchr::memchr(b'\n', data).unwrap_or(data.len());
+            let flip = match dir {
+                Direction::ClientToServer => data.starts_with(b"HTTP/1."),
+                Direction::ServerToClient => head::is_request_line(&data[..line_end]),
+            };
+            if flip {
+                self.swapped = true;
+                std::mem::swap(&mut self.client, &mut self.server);
+                cx.counters.direction_flipped += 1;
+            }
+            return;
+        }
+        if dir != Direction::ClientToServer || offset != 0 {
+            return;
+        }
+        if data.starts_with(H2_PREFACE) {
+            cx.counters.non_http1_h2 += 1;
+            self.stop();
+        } else if data.len() >= 2 && data[0] == TLS_HANDSHAKE && data[1] == TLS_MAJOR {
+            cx.counters.non_http1_tls += 1;
+            self.stop();
+        }
+    }
+
+    fn stop(&mut self) {
+        self.req.mode = Mode::Stopped;
+        self.resp.mode = Mode::Stopped;
+        self.req.buf = Vec::new();
+        self.resp.buf = Vec::new();
+    }
+
+    // ----- requests -----
+
+    fn request_bytes(&mut self, offset: u64, data: &[u8], ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) {
+        let mut i = 0;
+        while i < data.len() {
+            let rest = &data[i..];
+            let at = offset + i as u64;
+            match &mut self.req.mode {
+                Mode::Stopped => return,
+                Mode::Resync { .. } => {
+                    i += self.resync_request(rest, at, ack, ts, cx);
+                }
+                Mode::Head => i += self.request_head(rest, at, ack, ts, cx),
+                Mode::Body(body) => {
+                    let Some(p) = self.pending.back_mut().filter(|p| !p.req_done) else {
+                        self.req.mode = Mode::Head;
+                        continue;
+                    };
+                    p.body_started = true;
+                    let keep = cx.limits.max_body_kept;
+                    let mut append = |b: &[u8]| {
+                        p.req.body_len += b.len() as u64;
+                        let room = keep.saturating_sub(p.req.body.len());
+                        if b.len() > room {
+                            p.req.body_kept = false;
+                        }
+                        p.req.body.extend_from_slice(&b[..b.len().min(room)]);
+                    };
+                    let (used, done) = match body {
+                        Body::Length(left) => {
+                            let n = (*left).min(rest.len() as u64) as usize;
+                            append(&rest[..n]);
+                            *left -= n as u64;
+                            (n, *left == 0)
+                        }
+                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut append) {
+                            Ok(n) => (n, c.done()),
+                            Err(_) => {
+                                cx.counters.invalid_chunk += 1;
+                                p.flags.insert(Flags::INVALID);
+                                self.finish_request(ts, cx);
+                                self.req.mode = Mode::Resync { budget: None };
+                                i = data.len();
+                                continue;
+                            }
+                        },
+                        Body::Close => (rest.len(), false),
+                    };
+                    i += used;
+                    p.req.last_ts = ts;
+                    if done {
+                        self.finish_request(ts, cx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses (or buffers) a request head from `rest`; returns the bytes used.
+    fn request_head(&mut self, rest: &[u8], at: u64, ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+        let side = &mut self.req;
+        let (parsed, used) = if side.buf.is_empty() {
+            // Empty lines between messages are allowed (RFC 9112 section 2.2).
+            let skip = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            if skip == rest.len() {
+                return skip;
+            }
+            side.head_ts = ts;
+            side.head_off = at + skip as u64;
+            side.head_ack = ack;
+            match head::request(&rest[skip..], cx.limits, cx.counters) {
+                Parsed::Partial => {
+                    side.buf.extend_from_slice(&rest[skip..]);
+                    return rest.len();
+                }
+                Parsed::Done(h, n) => (Some(h), skip + n),
+                Parsed::Invalid => (None, skip),
+            }
+        } else {
+            let old = side.buf.len();
+            side.buf.extend_from_slice(rest);
+            match head::request(&side.buf, cx.limits, cx.counters) {
+                Parsed::Partial => return rest.len(),
+                Parsed::Done(h, n) => {
+                    side.buf.clear();
+                    (Some(h), n - old)
+                }
+                Parsed::Invalid => {
+                    side.buf.clear();
+                    (None, 0)
+                }
+            }
+        };
+        let Some(h) = parsed else {
+            cx.counters.invalid_request += 1;
+            // At the start of a connection a parse error may just mean another protocol:
+            // look a little further, then give up (H26).
+            let budget = (!self.any_request).then_some(cx.limits.detect_budget);
+            self.req.mode = Mode::Resync { budget };
+            return used;
+        };
+        self.start_request(h, ts, cx);
+        used
+    }
+
+    fn start_request(&mut self, h: head::RequestHead, ts: Timestamp, cx: &mut Ctx<'_>) {
+        self.any_request = true;
+        cx.counters.requests += 1;
+        if self.pending.len() >= cx.limits.max_pending {
+            cx.counters.excessive_pipelining += 1;
+            if let Some(old) = self.pending.pop_front() {
+                self.emit(old, cx);
+            }
+        }
+        let mut flags = h.flags;
+        if self.midstream {
+            flags.insert(Flags::MIDSTREAM);
+        }
+        if self.pending.iter().any(|p| !p.resp_done) {
+            flags.insert(Flags::PIPELINED);
+            cx.counters.pipelined += 1;
+        }
+        let is_connect = h.method.eq_ignore_ascii_case("CONNECT");
+        let body = h.body;
+        let invalid = flags.contains(Flags::INVALID);
+        self.next_id += 1;
+        self.pending.push_back(Pending {
+            id: self.next_id,
+            req: Request {
+                method: h.method,
+                target: h.target,
+                version: h.version,
+                headers: h.headers,
+                body: Vec::new(),
+                body_len: 0,
+                body_kept: true,
+                complete: false,
+                first_ts: self.req.head_ts,
+                last_ts: ts,
+            },
+            flags,
+            first_ack: self.req.head_ack,
+            req_done: false,
+            body_started: false,
+            is_head: false,
+            is_connect,
+            upgrade: h.upgrade,
+            response: None,
+            resp_done: false,
+        });
+        if let Some(p) = self.pending.back_mut() {
+            p.is_head = p.req.method.eq_ignore_ascii_case("HEAD");
+        }
+        self.req.mode = match body {
+            BodyKind::None | BodyKind::Close | BodyKind::Length(0) => Mode::Head,
+            BodyKind::Length(n) => Mode::Body(Body::Length(n)),
+            BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
+        };
+        if invalid {
+            // Unframeable (RFC 9112 section 6.3): nothing after it on this direction can be
+            // trusted (H16).
+            self.finish_request(ts, cx);
+            self.req.mode = Mode::Stopped;
+        } else if matches!(self.req.mode, Mode::Head) {
+            self.finish_request(ts, cx);
+        }
+    }
+
+    /// The request being received is whole (or as whole as it will get).
+    fn finish_request(&mut self, ts: Timestamp, cx: &mut Ctx<'_>) {
+        if let Some(p) = self.pending.iter_mut().rev().find(|p| !p.req_done) {
+            p.req_done = true;
+            p.req.last_ts = ts;
+            p.req.complete = !p.flags.contains(Flags::GAP) && !p.flags.contains(Flags::TRUNCATED);
+            if p.req.body_len > cx.limits.max_body_kept as u64 {
+                p.flags.insert(Flags::BODY_TOO_LARGE);
+                cx.counters.body_too_large += 1;
+            }
+        }
+        if matches!(self.req.mode, Mode::Body(_)) {
+            self.req.mode = Mode::Head;
+        }
+        self.flush_done(cx);
+    }
+
+    fn resync_request(&mut self, rest: &[u8], at: u64, ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+        let Mode::Resync { budget } = &mut self.req.mode else {
+            return 0;
+        };
+        let buf_start = at - self.req.buf.len() as u64;
+        self.req.buf.extend_from_slice(rest);
+        match scan_lines(&self.req.buf, head::is_request_line) {
+            Scan::Found(p) => {
+                cx.counters.midstream_skipped_bytes += p as u64;
+                if p > 0 || self.any_request {
+                    cx.counters.resyncs += u64::from(self.any_request);
+                }
+                let tail = self.req.buf.split_off(p);
+                self.req.buf.clear();
+                self.req.mode = Mode::Head;
+                // The head starts inside bytes already taken: parse them from the start.
+                self.request_bytes(buf_start + p as u64, &tail, ack, ts, cx);
+            }
+            Scan::NeedMore(keep) => {
+                if let Some(b) = budget {
+                    if buf_start + self.req.buf.len() as u64 > *b as u64 {
+                        cx.counters.non_http1_other += 1;
+                        self.stop();
+                        return rest.len();
+                    }
+                }
+                let drop = keep.max(self.req.buf.len().saturating_sub(cx.limits.max_resync_buffer));
+                cx.counters.midstream_skipped_bytes += drop as u64;
+                self.req.buf.drain(..drop);
+            }
+        }
+        rest.len()
+    }
+
+    // ----- responses -----
+
+    fn response_bytes(&mut self, offset: u64, data: &[u8], ts: Timestamp, cx: &mut Ctx<'_>) {
+        let mut i = 0;
+        while i < data.len() {
+            let rest = &data[i..];
+            let at = offset + i as u64;
+            match &mut self.resp.mode {
+                Mode::Stopped => return,
+                Mode::Resync { .. } => i += self.resync_response(rest, at, ts, cx),
+                Mode::Head => i += self.response_head(rest, at, ts, cx),
+                Mode::Body(body) => {
+                    let answering = self.answering;
+                    let resp = self
+                        .pending
+                        .iter_mut()
+                        .find(|p| Some(p.id) == answering)
+                        .and_then(|p| p.response.as_mut());
+                    let mut seen = 0u64;
+                    let (used, done) = match body {
+                        Body::Length(left) => {
+                            let n = (*left).min(rest.len() as u64) as usize;
+                            *left -= n as u64;
+                            seen = n as u64;
+                            (n, *left == 0)
+                        }
+                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut |b| seen += b.len() as u64) {
+                            Ok(n) => (n, c.done()),
+                            Err(_) => {
+                                cx.counters.invalid_chunk += 1;
+                                self.resp_gap = true;
+                                self.finish_response(ts, false, cx);
+                                self.resp.mode = Mode::Resync { budget: None };
+                                i = data.len();
+                                continue;
+                            }
+                        },
+                        Body::Close => (rest.len(), false),
+                    };
+                    let seen = if matches!(body, Body::Close) { used as u64 } else { seen };
+                    if let Some(r) = resp {
+                        r.body_len += seen;
+                        r.last_ts = ts;
+                    }
+                    i += used;
+                    if done {
+                        self.finish_response(ts, true, cx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn response_head(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+        let side = &mut self.resp;
+        let (parsed, used) = if side.buf.is_empty() {
+            let skip = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            if skip == rest.len() {
+                return skip;
+            }
+            side.head_ts = ts;
+            side.head_off = at + skip as u64;
+            match head::response(&rest[skip..], cx.limits, cx.counters) {
+                Parsed::Partial => {
+                    side.buf.extend_from_slice(&rest[skip..]);
+                    return rest.len();
+                }
+                Parsed::Done(h, n) => (Some(h), skip + n),
+                Parsed::Invalid => (None, skip),
+            }
+        } else {
+            let old = side.buf.len();
+            side.buf.extend_from_slice(rest);
+            match head::response(&side.buf, cx.limits, cx.counters) {
+                Parsed::Partial => return rest.len(),
+                Parsed::Done(h, n) => {
+                    side.buf.clear();
+                    (Some(h), n - old)
+                }
+                Parsed::Invalid => {
+                    side.buf.clear();
+                    (None, 0)
+                }
+            }
+        };
+        match parsed {
+            Some(h) => self.start_response(h, ts, cx),
+            None => {
+                cx.counters.invalid_response += 1;
+                self.resp_gap = true;
+                self.resp.mode = Mode::Resync { budget: None };
+            }
+        }
+        used
+    }
+
+    fn start_response(&mut self, h: head::ResponseHead, ts: Timestamp, cx: &mut Ctx<'_>) {
+        let interim = (100..200).contains(&h.status) && h.status != 101;
+        if interim {
+            // 100 Continue, 103 Early Hints: not the answer (H06).
+            cx.counters.interim_responses += 1;
+            if let Some(p) = self.pending.iter_mut().find(|p| p.response.is_none()) {
+                p.flags.insert(Flags::INTERIM);
+            }
+            self.resp.mode = Mode::Head;
+            return;
+        }
+        cx.counters.responses += 1;
+        let target = self.pair(cx);
+        self.answering = target;
+        let head_ts = self.resp.head_ts;
+        let Some(p) = self.pending.iter_mut().find(|p| Some(p.id) == target) else {
+            cx.counters.unmatched_responses += 1;
+            self.resp.mode = body_mode(h.body, false, h.status);
+            if matches!(self.resp.mode, Mode::Head) {
+                self.answering = None;
+            }
+            return;
+        };
+        p.flags.insert(h.flags);
+        let mut kind = h.body;
+        if p.is_head || h.status == 204 || h.status == 304 {
+            kind = BodyKind::None;
+        }
+        let tunnel = (p.is_connect && (200..300).contains(&h.status)) || (h.status == 101);
+        if tunnel {
+            if h.status == 101 {
+                p.flags.insert(Flags::UPGRADE);
+                cx.counters.upgrades += 1;
+            } else {
+                p.flags.insert(Flags::CONNECT);
+                cx.counters.connect += 1;
+            }
+            cx.counters.tunnels += 1;
+            kind = BodyKind::None;
+        }
+        if kind == BodyKind::Close {
+            p.flags.insert(Flags::CLOSE_DELIMITED);
+            cx.counters.close_delimited += 1;
+        }
+        // A final answer before the body of an `Expect: 100-continue` request means the
+        // server refused it: the client will not send that body (H08).
+        let rejected = p.flags.contains(Flags::EXPECT_CONTINUE) && !p.req_done && !p.body_started;
+        p.response = Some(Response {
+            status: h.status,
+            version: h.version,
+            headers: h.headers,
+            body_len: 0,
+            complete: false,
+            first_ts: head_ts,
+            last_ts: ts,
+        });
+        if rejected {
+            cx.counters.expect_rejected += 1;
+            p.req_done = true;
+            p.req.complete = true;
+            self.req.mode = Mode::Head;
+        }
+        self.resp.mode = body_mode(kind, true, h.status);
+        if tunnel {
+            self.finish_response(ts, true, cx);
+            self.stop();
+        } else if matches!(self.resp.mode, Mode::Head) {
+            self.finish_response(ts, true, cx);
+        }
+    }
+
+    /// The pending request a new final response answers. In order, except after a gap in
+    /// the server's stream: then the first request the client sent after it had received
+    /// up to this response's start, else the newest; older ones stay unanswered (H28).
+    fn pair(&mut self, cx: &mut Ctx<'_>) -> Option<u64> {
+        let gap = std::mem::take(&mut self.resp_gap);
+        let cands: Vec<(u64, Option<u64>)> =
+            self.pending.iter().filter(|p| p.response.is_none()).map(|p| (p.id, p.first_ack)).collect();
+        let first = cands.first()?.0;
+        if !gap || cands.len() < 2 {
+            return Some(first);
+        }
+        cx.counters.gap_pairings += 1;
+        let start = self.resp.head_off;
+        let chosen = cands
+            .iter()
+            .find(|(_, ack)| ack.is_some_and(|a| a >= start))
+            .or(cands.last())
+            .map_or(first, |c| c.0);
+        let skipped: Vec<u64> = cands.iter().map(|c| c.0).take_while(|&id| id != chosen).collect();
+        for id in skipped {
+            if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
+                if let Some(mut p) = self.pending.remove(pos) {
+                    p.flags.insert(Flags::GAP);
+                    self.emit(p, cx);
+                }
+            }
+        }
+        if let Some(p) = self.pending.iter_mut().find(|p| p.id == chosen) {
+            p.flags.insert(Flags::RESYNC);
+        }
+        Some(chosen)
+    }
+
+    fn finish_response(&mut self, ts: Timestamp, whole: bool, cx: &mut Ctx<'_>) {
+        let answering = self.answering.take();
+        if let Some(p) = self.pending.iter_mut().find(|p| Some(p.id) == answering) {
+            p.resp_done = true;
+            if let Some(r) = p.response.as_mut() {
+                r.last_ts = ts;
+                r.complete = whole && !p.flags.contains(Flags::GAP);
+                if !r.complete {
+                    cx.counters.response_incomplete += 1;
+                }
+            }
+        }
+        if matches!(self.resp.mode, Mode::Body(_)) {
+            self.resp.mode = Mode::Head;
+        }
+        self.flush_done(cx);
+    }
+
+    fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+        let buf_start = at - self.resp.buf.len() as u64;
+        self.resp.buf.extend_from_slice(rest);
+        match scan_lines(&self.resp.buf, head::is_status_line) {
+            Scan::Found(p) => {
+                cx.counters.midstream_skipped_bytes += p as u64;
+                cx.counters.resyncs += 1;
+                let tail = self.resp.buf.split_off(p);
+                self.resp.buf.clear();
+                self.resp.mode = Mode::Head;
+                self.response_bytes(buf_start + p as u64, &tail, ts, cx);
+            }
+            Scan::NeedMore(keep) => {
+                let drop = keep.max(self.resp.buf.len().saturating_sub(cx.limits.max_resync_buffer));
+                cx.counters.midstream_skipped_bytes += drop as u64;
+                self.resp.buf.drain(..drop);
+            }
+        }
+        rest.len()
+    }
+
+    // ----- gaps, ends, close -----
+
+    fn gap(&mut self, dir: Direction, len: u64, cx: &mut Ctx<'_>) {
+        match self.role(dir) {
+            Direction::ClientToServer => {
+                match &mut self.req.mode {
+                    Mode::Stopped => {}
+                    Mode::Body(Body::Length(left)) if len < *left => {
+                        // Inside a Content-Length body the framing survives the hole (H27).
+                        *left -= len;
+                        cx.counters.body_gaps += 1;
+                        if let Some(p) = self.pending.back_mut() {
+                            p.flags.insert(Flags::GAP);
+                        }
+                    }
+                    Mode::Body(_) => {
+                        cx.counters.fatal_gaps_req += 1;
+                        if let Some(p) = self.pending.back_mut().filter(|p| !p.req_done) {
+                            p.flags.insert(Flags::GAP);
+                        }
+                        let ts = self.pending.back().map(|p| p.req.last_ts).unwrap_or_default();
+                        self.finish_request(ts, cx);
+                        self.req.mode = Mode::Resync { budget: None };
+                    }
+                    Mode::Head | Mode::Resync { .. } => {
+                        cx.counters.fatal_gaps_req += 1;
+                        self.req.buf.clear();
+                        self.req.mode = Mode::Resync { budget: None };
+                    }
+                }
+            }
+            Direction::ServerToClient => {
+                let answering = self.answering;
+                let current = self.pending.iter_mut().find(|p| Some(p.id) == answering);
+                match &mut self.resp.mode {
+                    Mode::Stopped => {}
+                    Mode::Body(Body::Length(left)) if len < *left => {
+                        *left -= len;
+                        cx.counters.body_gaps += 1;
+                        if let Some(p) = current {
+                            p.flags.insert(Flags::GAP);
+                        }
+                    }
+                    Mode::Body(_) => {
+                        cx.counters.fatal_gaps_resp += 1;
+                        if let Some(p) = current {
+                            p.flags.insert(Flags::GAP);
+                        }
+                        let ts = self.resp.head_ts;
+                        self.finish_response(ts, false, cx);
+                        self.resp_gap = true;
+                        self.resp.mode = Mode::Resync { budget: None };
+                    }
+                    Mode::Head | Mode::Resync { .. } => {
+                        cx.counters.fatal_gaps_resp += 1;
+                        self.resp.buf.clear();
+                        self.resp_gap = true;
+                        self.resp.mode = Mode::Resync { budget: None };
+                    }
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, dir: Direction, reason: CloseReason, ts: Timestamp, cx: &mut Ctx<'_>) {
+        match self.role(dir) {
+            Direction::ClientToServer => {
+                if matches!(self.req.mode, Mode::Body(_)) {
+                    if let Some(p) = self.pending.back_mut().filter(|p| !p.req_done) {
+                        p.flags.insert(Flags::TRUNCATED);
+                        cx.counters.request_incomplete += 1;
+                    }
+                    self.finish_request(ts, cx);
+                }
+                self.req.mode = Mode::Stopped;
+            }
+            Direction::ServerToClient => {
+                if let Mode::Body(body) = &self.resp.mode {
+                    // A close-delimited body ends at its sender's FIN (T11); anything else
+                    // ending early is cut short.
+                    let whole = matches!(body, Body::Close) && reason == CloseReason::Fin;
+                    if !whole {
+                        let answering = self.answering;
+                        if let Some(p) = self.pending.iter_mut().find(|p| Some(p.id) == answering) {
+                            p.flags.insert(Flags::TRUNCATED);
+                        }
+                    }
+                    self.finish_response(ts, whole, cx);
+                }
+                self.resp.mode = Mode::Stopped;
+            }
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason, ts: Timestamp, cx: &mut Ctx<'_>) {
+        if reason == CloseReason::Rst {
+            for p in self.pending.iter_mut().filter(|p| !p.resp_done) {
+                p.flags.insert(Flags::RESET);
+            }
+        }
+        let end = if reason == CloseReason::Rst { CloseReason::Rst } else { CloseReason::CaptureEnded };
+        self.end(Direction::ClientToServer.reverse_if(self.swapped), end, ts, cx);
+        self.end(Direction::ServerToClient.reverse_if(self.swapped), end, ts, cx);
+        while let Some(p) = self.pending.pop_front() {
+            self.emit(p, cx);
+        }
+    }
+
+    /// Emits the finished exchanges at the head of the queue, in order.
+    fn flush_done(&mut self, cx: &mut Ctx<'_>) {
+        while self.pending.front().is_some_and(|p| p.req_done && p.resp_done) {
+            if let Some(p) = self.pending.pop_front() {
+                self.emit(p, cx);
+            }
+        }
+    }
+
+    fn emit(&self, mut p: Pending, cx: &mut Ctx<'_>) {
+        if !p.req_done {
+            p.flags.insert(Flags::TRUNCATED);
+            cx.counters.request_incomplete += 1;
+        }
+        if p.response.as_ref().is_some_and(|r| !r.complete) && !p.flags.contains(Flags::GAP) {
+            p.flags.insert(Flags::TRUNCATED);
+        }
+        if p.response.is_none() {
+            cx.counters.unanswered += 1;
+        }
+        if p.upgrade && !p.flags.contains(Flags::UPGRADE) {
+            // Asked to upgrade but was not (no 101): nothing special about the exchange.
+        }
+        cx.counters.exchanges += 1;
+        (cx.emit)(Exchange {
+            flow: cx.flow,
+            client: self.client,
+            server: self.server,
+            request: p.req,
+            response: p.response,
+            flags: p.flags,
+        });
+    }
+}
+
+fn body_mode(kind: BodyKind, _answered: bool, _status: u16) -> Mode {
+    match kind {
+        BodyKind::None | BodyKind::Length(0) => Mode::Head,
+        BodyKind::Length(n) => Mode::Body(Body::Length(n)),
+        BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
+        BodyKind::Close => Mode::Body(Body::Close),
+    }
+}
+
+trait ReverseIf {
+    fn reverse_if(self, cond: bool) -> Self;
+}
+
+impl ReverseIf for Direction {
+    fn reverse_if(self, cond: bool) -> Direction {
+        if cond {
+            self.reverse()
+        } else {
+            self
+        }
+    }
+}
