@@ -12,7 +12,9 @@ enum State {
     DataCr,
     DataLf,
     /// At the start of a trailer line; `line` counts the bytes of the current line.
-    Trailer { line: usize },
+    Trailer {
+        line: usize,
+    },
     Done,
 }
 
@@ -37,7 +39,14 @@ pub(super) struct Chunked {
 
 impl Chunked {
     pub fn new() -> Chunked {
-        Chunked { state: State::Size, size: 0, digits: 0, meta: 0, extensions: false, trailers: false }
+        Chunked {
+            state: State::Size,
+            size: 0,
+            digits: 0,
+            meta: 0,
+            extensions: false,
+            trailers: false,
+        }
     }
 
     pub fn done(&self) -> bool {
@@ -46,7 +55,12 @@ impl Chunked {
 
     /// Decodes from `data`, passing body bytes to `body`; returns how many bytes were used
     /// (all of them unless the body ended inside `data`).
-    pub fn feed(&mut self, data: &[u8], max_meta: usize, body: &mut dyn FnMut(&[u8])) -> Result<usize, ChunkError> {
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        max_meta: usize,
+        body: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             match self.state {
@@ -55,7 +69,11 @@ impl Chunked {
                     body(&data[i..i + n]);
                     i += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(left)
+                    };
                     continue;
                 }
                 State::Done => return Ok(i),
@@ -71,7 +89,8 @@ impl Chunked {
                             return Err(ChunkError::BadSize);
                         }
                         // `digits` <= 16 keeps this from overflowing.
-                        self.size = self.size << 4 | u64::from((b as char).to_digit(16).unwrap_or(0));
+                        self.size =
+                            self.size << 4 | u64::from((b as char).to_digit(16).unwrap_or(0));
                         State::Size
                     }
                     b';' | b' ' | b'\t' if self.digits > 0 => {
@@ -175,9 +194,15 @@ mod tests {
 
     #[test]
     fn h13_oversized_chunk_size_is_an_error() {
-        assert_eq!(decode(&[b"11111111111111111\r\n"]).unwrap_err(), ChunkError::BadSize);
+        assert_eq!(
+            decode(&[b"11111111111111111\r\n"]).unwrap_err(),
+            ChunkError::BadSize
+        );
         assert_eq!(decode(&[b"zz\r\n"]).unwrap_err(), ChunkError::BadSize);
-        assert_eq!(decode(&[b"2\r\nabX"]).unwrap_err(), ChunkError::BadTerminator);
+        assert_eq!(
+            decode(&[b"2\r\nabX"]).unwrap_err(),
+            ChunkError::BadTerminator
+        );
     }
 
     #[test]
@@ -191,6 +216,9 @@ mod tests {
     fn extension_flood_is_bounded() {
         let mut c = Chunked::new();
         let long = [b"1;".as_slice(), &[b'x'; 2000]].concat();
-        assert_eq!(c.feed(&long, 1000, &mut |_| {}).unwrap_err(), ChunkError::MetaTooLarge);
+        assert_eq!(
+            c.feed(&long, 1000, &mut |_| {}).unwrap_err(),
+            ChunkError::MetaTooLarge
+        );
     }
 }

@@ -52,14 +52,18 @@ fn config() -> httparse::ParserConfig {
         .allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_request_line_delimiters(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
-        .ignore_invalid_headers_in_responses(true);
+        .ignore_invalid_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true);
     c
 }
 
 fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
     headers
         .iter()
-        .map(|h| Header { name: h.name.to_string(), value: h.value.to_vec() })
+        .map(|h| Header {
+            name: h.name.to_string(),
+            value: h.value.to_vec(),
+        })
         .collect()
 }
 
@@ -76,7 +80,11 @@ fn has_token(value: &[u8], token: &str) -> bool {
 
 /// The body framing the headers declare, with anomalies flagged and counted: `Ok(None)` for
 /// a transfer coding other than chunked, `Err` for an unusable Content-Length.
-fn framing(headers: &[Header], flags: &mut Flags, counters: &mut HttpCounters) -> Result<Option<BodyKind>, ()> {
+fn framing(
+    headers: &[Header],
+    flags: &mut Flags,
+    counters: &mut HttpCounters,
+) -> Result<Option<BodyKind>, ()> {
     let mut te: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
     let mut lengths_conflict = false;
@@ -125,7 +133,11 @@ fn framing(headers: &[Header], flags: &mut Flags, counters: &mut HttpCounters) -
     Ok(Some(length.map_or(BodyKind::None, BodyKind::Length)))
 }
 
-pub(super) fn request(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) -> Parsed<RequestHead> {
+pub(super) fn request(
+    buf: &[u8],
+    limits: &Limits,
+    counters: &mut HttpCounters,
+) -> Parsed<RequestHead> {
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots);
     let n = match config().parse_request(&mut req, buf) {
@@ -178,17 +190,23 @@ pub(super) fn request(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) 
         .filter(|h| h.name.eq_ignore_ascii_case("host"))
         .map(|h| h.value.as_slice())
         .collect();
-    if (version == 1 && hosts.is_empty()) || hosts.windows(2).any(|w| w[0] != w[1]) || hosts.len() > 1 {
+    if (version == 1 && hosts.is_empty())
+        || hosts.windows(2).any(|w| w[0] != w[1])
+        || hosts.len() > 1
+    {
         flags.insert(Flags::HOST_ANOMALY);
         counters.host_anomaly += 1;
     }
-    let expect_continue = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("expect") && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    let expect_continue = headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("expect")
+            && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
+    });
     if expect_continue {
         flags.insert(Flags::EXPECT_CONTINUE);
     }
-    let upgrade = headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+    let upgrade = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
         && headers
             .iter()
             .any(|h| h.name.eq_ignore_ascii_case("connection") && has_token(&h.value, "upgrade"));
@@ -207,7 +225,11 @@ pub(super) fn request(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) 
     )
 }
 
-pub(super) fn response(buf: &[u8], limits: &Limits, counters: &mut HttpCounters) -> Parsed<ResponseHead> {
+pub(super) fn response(
+    buf: &[u8],
+    limits: &Limits,
+    counters: &mut HttpCounters,
+) -> Parsed<ResponseHead> {
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut resp = httparse::Response::new(&mut slots);
     let n = match config().parse_response(&mut resp, buf) {
@@ -242,8 +264,21 @@ pub(super) fn response(buf: &[u8], limits: &Limits, counters: &mut HttpCounters)
     };
     // No length and no chunked coding: the body runs to the close (RFC 9112 section 6.3
     // item 8); the caller overrides this for bodiless responses.
-    let body = if body == BodyKind::None { BodyKind::Close } else { body };
-    Parsed::Done(ResponseHead { status, version, headers, body, flags }, n)
+    let body = if body == BodyKind::None {
+        BodyKind::Close
+    } else {
+        body
+    };
+    Parsed::Done(
+        ResponseHead {
+            status,
+            version,
+            headers,
+            body,
+            flags,
+        },
+        n,
+    )
 }
 
 /// Whether `line` (bytes up to a line feed) looks like a request line: a method token, a
@@ -256,7 +291,9 @@ pub(super) fn is_request_line(line: &[u8]) -> bool {
     let method = &line[..sp];
     !method.is_empty()
         && method.len() <= 32
-        && method.iter().all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && method
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         && line.len() >= sp + 11
         && line[line.len() - 9..].starts_with(b" HTTP/1.")
         && line[sp + 1] != b' '

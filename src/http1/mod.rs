@@ -14,9 +14,9 @@ use crate::reassembly::FlowId;
 mod chunked;
 mod head;
 mod limits;
-mod tracker;
 #[cfg(test)]
 mod tests;
+mod tracker;
 
 pub use limits::{HttpCounters, Limits};
 pub use tracker::Tracker;

@@ -29,7 +29,9 @@ enum Mode {
     Body(Body),
     /// Looking for the next message start (after a gap, a parse error, or a mid-stream
     /// pickup); `budget` bounds the look at the start of a connection (H26).
-    Resync { budget: Option<usize> },
+    Resync {
+        budget: Option<usize>,
+    },
     Stopped,
 }
 
@@ -46,7 +48,13 @@ struct Side {
 
 impl Side {
     fn new(mode: Mode) -> Side {
-        Side { mode, buf: Vec::new(), head_ts: Timestamp::default(), head_off: 0, head_ack: None }
+        Side {
+            mode,
+            buf: Vec::new(),
+            head_ts: Timestamp::default(),
+            head_off: 0,
+            head_ack: None,
+        }
     }
 }
 
@@ -101,7 +109,12 @@ pub struct Tracker<F: FnMut(Exchange)> {
 
 impl<F: FnMut(Exchange)> Tracker<F> {
     pub fn new(limits: Limits, emit: F) -> Tracker<F> {
-        Tracker { limits, counters: HttpCounters::default(), emit, conns: HashMap::new() }
+        Tracker {
+            limits,
+            counters: HttpCounters::default(),
+            emit,
+            conns: HashMap::new(),
+        }
     }
 
     pub fn counters(&self) -> &HttpCounters {
@@ -112,17 +125,33 @@ impl<F: FnMut(Exchange)> Tracker<F> {
 impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
     fn event(&mut self, ev: StreamEvent<'_>) {
         let flow = ev.flow;
-        if let EventKind::Open { client, server, midstream } = ev.kind {
-            self.conns.insert(flow, Conn::new(client, server, midstream));
+        if let EventKind::Open {
+            client,
+            server,
+            midstream,
+        } = ev.kind
+        {
+            self.conns
+                .insert(flow, Conn::new(client, server, midstream));
             return;
         }
         let Some(conn) = self.conns.get_mut(&flow) else {
             return;
         };
-        let mut cx = Ctx { limits: &self.limits, counters: &mut self.counters, emit: &mut self.emit, flow };
+        let mut cx = Ctx {
+            limits: &self.limits,
+            counters: &mut self.counters,
+            emit: &mut self.emit,
+            flow,
+        };
         match ev.kind {
             EventKind::Open { .. } => {}
-            EventKind::Data { dir, offset, data, ack } => conn.data(dir, offset, data, ack, ev.ts, &mut cx),
+            EventKind::Data {
+                dir,
+                offset,
+                data,
+                ack,
+            } => conn.data(dir, offset, data, ack, ev.ts, &mut cx),
             EventKind::Gap { dir, len, .. } => conn.gap(dir, len, &mut cx),
             EventKind::End { dir, reason } => conn.end(dir, reason, ev.ts, &mut cx),
             EventKind::Close { reason } => {
@@ -142,8 +171,15 @@ enum Scan {
 fn scan_lines(buf: &[u8], pred: fn(&[u8]) -> bool) -> Scan {
     let mut start = 0;
     while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
-        if pred(&buf[start..start + rel]) {
-            return Scan::Found(start);
+        let line = &buf[start..start + rel];
+        // Control bytes in front of a message start are skipped: a mid-stream pickup that
+        // began with a keep-alive probe has its one garbage byte there.
+        let skip = line
+            .iter()
+            .take_while(|b| b.is_ascii_control() && **b != b'\r')
+            .count();
+        if pred(&line[skip..]) {
+            return Scan::Found(start + skip);
         }
         start += rel + 1;
     }
@@ -158,7 +194,13 @@ impl Conn {
     fn new(client: SocketAddr, server: SocketAddr, midstream: bool) -> Conn {
         // Mid-stream, both sides start inside unknown messages: skip to the first message
         // start (T13).
-        let start = || if midstream { Mode::Resync { budget: None } } else { Mode::Head };
+        let start = || {
+            if midstream {
+                Mode::Resync { budget: None }
+            } else {
+                Mode::Head
+            }
+        };
         Conn {
             client,
             server,
@@ -175,7 +217,15 @@ impl Conn {
         }
     }
 
-    fn data(&mut self, dir: Direction, offset: u64, data: &[u8], ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) {
+    fn data(
+        &mut self,
+        dir: Direction,
+        offset: u64,
+        data: &[u8],
+        ack: Option<u64>,
+        ts: Timestamp,
+        cx: &mut Ctx<'_>,
+    ) {
         if !self.seen_data {
             self.seen_data = true;
             self.first_data(dir, offset, data, cx);
@@ -231,7 +281,14 @@ impl Conn {
 
     // ----- requests -----
 
-    fn request_bytes(&mut self, offset: u64, data: &[u8], ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) {
+    fn request_bytes(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        ack: Option<u64>,
+        ts: Timestamp,
+        cx: &mut Ctx<'_>,
+    ) {
         let mut i = 0;
         while i < data.len() {
             let rest = &data[i..];
@@ -264,17 +321,19 @@ impl Conn {
                             *left -= n as u64;
                             (n, *left == 0)
                         }
-                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut append) {
-                            Ok(n) => (n, c.done()),
-                            Err(_) => {
-                                cx.counters.invalid_chunk += 1;
-                                p.flags.insert(Flags::INVALID);
-                                self.finish_request(ts, cx);
-                                self.req.mode = Mode::Resync { budget: None };
-                                i = data.len();
-                                continue;
+                        Body::Chunked(c) => {
+                            match c.feed(rest, cx.limits.max_chunk_meta, &mut append) {
+                                Ok(n) => (n, c.done()),
+                                Err(_) => {
+                                    cx.counters.invalid_chunk += 1;
+                                    p.flags.insert(Flags::INVALID);
+                                    self.finish_request(ts, cx);
+                                    self.req.mode = Mode::Resync { budget: None };
+                                    i = data.len();
+                                    continue;
+                                }
                             }
-                        },
+                        }
                         Body::Close => (rest.len(), false),
                     };
                     i += used;
@@ -288,11 +347,21 @@ impl Conn {
     }
 
     /// Parses (or buffers) a request head from `rest`; returns the bytes used.
-    fn request_head(&mut self, rest: &[u8], at: u64, ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+    fn request_head(
+        &mut self,
+        rest: &[u8],
+        at: u64,
+        ack: Option<u64>,
+        ts: Timestamp,
+        cx: &mut Ctx<'_>,
+    ) -> usize {
         let side = &mut self.req;
         let (parsed, used) = if side.buf.is_empty() {
             // Empty lines between messages are allowed (RFC 9112 section 2.2).
-            let skip = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let skip = rest
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if skip == rest.len() {
                 return skip;
             }
@@ -414,18 +483,42 @@ impl Conn {
         self.flush_done(cx);
     }
 
-    fn resync_request(&mut self, rest: &[u8], at: u64, ack: Option<u64>, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
+    fn resync_request(
+        &mut self,
+        rest: &[u8],
+        at: u64,
+        ack: Option<u64>,
+        ts: Timestamp,
+        cx: &mut Ctx<'_>,
+    ) -> usize {
         let Mode::Resync { budget } = &mut self.req.mode else {
             return 0;
         };
         let buf_start = at - self.req.buf.len() as u64;
         self.req.buf.extend_from_slice(rest);
-        match scan_lines(&self.req.buf, head::is_request_line) {
+        let mut from = 0;
+        let found = loop {
+            match scan_lines(&self.req.buf[from..], head::is_request_line) {
+                Scan::Found(p) => {
+                    let p = from + p;
+                    // A line that looks right but does not parse is skipped, so the scan
+                    // always moves forward.
+                    match head::request(&self.req.buf[p..], cx.limits, &mut HttpCounters::default())
+                    {
+                        Parsed::Invalid => {
+                            from = p + memchr::memchr(b'\n', &self.req.buf[p..])
+                                .map_or(self.req.buf.len() - p, |n| n + 1);
+                        }
+                        _ => break Scan::Found(p),
+                    }
+                }
+                Scan::NeedMore(keep) => break Scan::NeedMore(from + keep),
+            }
+        };
+        match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;
-                if p > 0 || self.any_request {
-                    cx.counters.resyncs += u64::from(self.any_request);
-                }
+                cx.counters.resyncs += u64::from(self.any_request);
                 let tail = self.req.buf.split_off(p);
                 self.req.buf.clear();
                 self.req.mode = Mode::Head;
@@ -440,7 +533,12 @@ impl Conn {
                         return rest.len();
                     }
                 }
-                let drop = keep.max(self.req.buf.len().saturating_sub(cx.limits.max_resync_buffer));
+                let drop = keep.max(
+                    self.req
+                        .buf
+                        .len()
+                        .saturating_sub(cx.limits.max_resync_buffer),
+                );
                 cx.counters.midstream_skipped_bytes += drop as u64;
                 self.req.buf.drain(..drop);
             }
@@ -474,7 +572,9 @@ impl Conn {
                             seen = n as u64;
                             (n, *left == 0)
                         }
-                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut |b| seen += b.len() as u64) {
+                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut |b| {
+                            seen += b.len() as u64
+                        }) {
                             Ok(n) => (n, c.done()),
                             Err(_) => {
                                 cx.counters.invalid_chunk += 1;
@@ -487,7 +587,11 @@ impl Conn {
                         },
                         Body::Close => (rest.len(), false),
                     };
-                    let seen = if matches!(body, Body::Close) { used as u64 } else { seen };
+                    let seen = if matches!(body, Body::Close) {
+                        used as u64
+                    } else {
+                        seen
+                    };
                     if let Some(r) = resp {
                         r.body_len += seen;
                         r.last_ts = ts;
@@ -504,7 +608,10 @@ impl Conn {
     fn response_head(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
         let side = &mut self.resp;
         let (parsed, used) = if side.buf.is_empty() {
-            let skip = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let skip = rest
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if skip == rest.len() {
                 return skip;
             }
@@ -620,8 +727,12 @@ impl Conn {
     /// up to this response's start, else the newest; older ones stay unanswered (H28).
     fn pair(&mut self, cx: &mut Ctx<'_>) -> Option<u64> {
         let gap = std::mem::take(&mut self.resp_gap);
-        let cands: Vec<(u64, Option<u64>)> =
-            self.pending.iter().filter(|p| p.response.is_none()).map(|p| (p.id, p.first_ack)).collect();
+        let cands: Vec<(u64, Option<u64>)> = self
+            .pending
+            .iter()
+            .filter(|p| p.response.is_none())
+            .map(|p| (p.id, p.first_ack))
+            .collect();
         let first = cands.first()?.0;
         if !gap || cands.len() < 2 {
             return Some(first);
@@ -633,7 +744,11 @@ impl Conn {
             .find(|(_, ack)| ack.is_some_and(|a| a >= start))
             .or(cands.last())
             .map_or(first, |c| c.0);
-        let skipped: Vec<u64> = cands.iter().map(|c| c.0).take_while(|&id| id != chosen).collect();
+        let skipped: Vec<u64> = cands
+            .iter()
+            .map(|c| c.0)
+            .take_while(|&id| id != chosen)
+            .collect();
         for id in skipped {
             if let Some(pos) = self.pending.iter().position(|p| p.id == id) {
                 if let Some(mut p) = self.pending.remove(pos) {
@@ -669,7 +784,27 @@ impl Conn {
     fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
         let buf_start = at - self.resp.buf.len() as u64;
         self.resp.buf.extend_from_slice(rest);
-        match scan_lines(&self.resp.buf, head::is_status_line) {
+        let mut from = 0;
+        let found = loop {
+            match scan_lines(&self.resp.buf[from..], head::is_status_line) {
+                Scan::Found(p) => {
+                    let p = from + p;
+                    match head::response(
+                        &self.resp.buf[p..],
+                        cx.limits,
+                        &mut HttpCounters::default(),
+                    ) {
+                        Parsed::Invalid => {
+                            from = p + memchr::memchr(b'\n', &self.resp.buf[p..])
+                                .map_or(self.resp.buf.len() - p, |n| n + 1);
+                        }
+                        _ => break Scan::Found(p),
+                    }
+                }
+                Scan::NeedMore(keep) => break Scan::NeedMore(from + keep),
+            }
+        };
+        match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;
                 cx.counters.resyncs += 1;
@@ -679,7 +814,12 @@ impl Conn {
                 self.response_bytes(buf_start + p as u64, &tail, ts, cx);
             }
             Scan::NeedMore(keep) => {
-                let drop = keep.max(self.resp.buf.len().saturating_sub(cx.limits.max_resync_buffer));
+                let drop = keep.max(
+                    self.resp
+                        .buf
+                        .len()
+                        .saturating_sub(cx.limits.max_resync_buffer),
+                );
                 cx.counters.midstream_skipped_bytes += drop as u64;
                 self.resp.buf.drain(..drop);
             }
@@ -707,7 +847,11 @@ impl Conn {
                         if let Some(p) = self.pending.back_mut().filter(|p| !p.req_done) {
                             p.flags.insert(Flags::GAP);
                         }
-                        let ts = self.pending.back().map(|p| p.req.last_ts).unwrap_or_default();
+                        let ts = self
+                            .pending
+                            .back()
+                            .map(|p| p.req.last_ts)
+                            .unwrap_or_default();
                         self.finish_request(ts, cx);
                         self.req.mode = Mode::Resync { budget: None };
                     }
@@ -787,9 +931,23 @@ impl Conn {
                 p.flags.insert(Flags::RESET);
             }
         }
-        let end = if reason == CloseReason::Rst { CloseReason::Rst } else { CloseReason::CaptureEnded };
-        self.end(Direction::ClientToServer.reverse_if(self.swapped), end, ts, cx);
-        self.end(Direction::ServerToClient.reverse_if(self.swapped), end, ts, cx);
+        let end = if reason == CloseReason::Rst {
+            CloseReason::Rst
+        } else {
+            CloseReason::CaptureEnded
+        };
+        self.end(
+            Direction::ClientToServer.reverse_if(self.swapped),
+            end,
+            ts,
+            cx,
+        );
+        self.end(
+            Direction::ServerToClient.reverse_if(self.swapped),
+            end,
+            ts,
+            cx,
+        );
         while let Some(p) = self.pending.pop_front() {
             self.emit(p, cx);
         }
@@ -797,7 +955,11 @@ impl Conn {
 
     /// Emits the finished exchanges at the head of the queue, in order.
     fn flush_done(&mut self, cx: &mut Ctx<'_>) {
-        while self.pending.front().is_some_and(|p| p.req_done && p.resp_done) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.req_done && p.resp_done)
+        {
             if let Some(p) = self.pending.pop_front() {
                 self.emit(p, cx);
             }
