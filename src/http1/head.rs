@@ -7,6 +7,8 @@ use super::{Flags, Header};
 /// Header slots on the stack for one parse; more headers than this are refused
 /// (`http.too_many_headers`) whatever the configured limit.
 const HEADER_SLOTS: usize = 128;
+/// The longest method token taken for one (the registered ones are at most 17 bytes).
+pub(super) const MAX_METHOD: usize = 32;
 
 /// How the body after a head is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +27,6 @@ pub(super) struct RequestHead {
     pub headers: Vec<Header>,
     pub body: BodyKind,
     pub flags: Flags,
-    pub expect_continue: bool,
-    pub upgrade: bool,
 }
 
 pub(super) struct ResponseHead {
@@ -72,12 +72,6 @@ fn bare_lf(head: &[u8]) -> bool {
     memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
 /// The body framing the headers declare, with anomalies flagged and counted: `Ok(None)` for
 /// a transfer coding other than chunked, `Err` for an unusable Content-Length.
 fn framing(
@@ -92,26 +86,27 @@ fn framing(
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             te = Some(&h.value);
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            // A list of identical values is one length (RFC 9110 section 8.6).
-            for part in h.value.split(|&b| b == b',') {
-                let part = part.trim_ascii();
-                let n = std::str::from_utf8(part)
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok());
-                match (n, length) {
-                    (None, _) => {
-                        counters.invalid_content_length += 1;
-                        return Err(());
-                    }
-                    (Some(n), Some(l)) if n != l => lengths_conflict = true,
-                    (Some(n), _) => length = Some(n),
+            // Digits only: `+5`, `-1`, ` 5 x`, `5, 5` and overflow are all malformed (H18).
+            let value = h.value.trim_ascii();
+            let n = std::str::from_utf8(value)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok());
+            match (n, length) {
+                (None, _) => {
+                    counters.invalid_content_length += 1;
+                    return Err(());
                 }
+                (Some(n), Some(l)) => {
+                    // A repeated Content-Length is flagged; different values are invalid (H17).
+                    flags.insert(Flags::AMBIGUOUS_FRAMING);
+                    lengths_conflict |= n != l;
+                }
+                (Some(n), None) => length = Some(n),
             }
         }
     }
     if lengths_conflict {
-        flags.insert(Flags::AMBIGUOUS_FRAMING);
         counters.ambiguous_framing += 1;
         counters.invalid_content_length += 1;
         return Err(());
@@ -143,6 +138,10 @@ pub(super) fn request(
     let n = match config().parse_request(&mut req, buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_METHOD && memchr::memchr(b' ', &buf[..=MAX_METHOD]).is_none() {
+                // No method is this long: junk made of token characters, not a request.
+                return Parsed::Invalid;
+            }
             if buf.len() > limits.max_head {
                 counters.head_too_large += 1;
                 return Parsed::Invalid;
@@ -204,12 +203,6 @@ pub(super) fn request(
     if expect_continue {
         flags.insert(Flags::EXPECT_CONTINUE);
     }
-    let upgrade = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
-        && headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case("connection") && has_token(&h.value, "upgrade"));
     Parsed::Done(
         RequestHead {
             method: method.to_string(),
@@ -218,8 +211,6 @@ pub(super) fn request(
             headers,
             body,
             flags,
-            expect_continue,
-            upgrade,
         },
         n,
     )
@@ -290,7 +281,7 @@ pub(super) fn is_request_line(line: &[u8]) -> bool {
     };
     let method = &line[..sp];
     !method.is_empty()
-        && method.len() <= 32
+        && method.len() <= MAX_METHOD
         && method
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

@@ -68,7 +68,6 @@ struct Pending {
     body_started: bool,
     is_head: bool,
     is_connect: bool,
-    upgrade: bool,
     response: Option<Response>,
     resp_done: bool,
 }
@@ -392,6 +391,12 @@ impl Conn {
             }
         };
         let Some(h) = parsed else {
+            if !self.any_request && is_http09(&self.req.buf, rest) {
+                // `GET /path` with no version (H26): recognised, never an exchange.
+                cx.counters.http09 += 1;
+                self.stop();
+                return rest.len();
+            }
             cx.counters.invalid_request += 1;
             // At the start of a connection a parse error may just mean another protocol:
             // look a little further, then give up (H26).
@@ -444,7 +449,6 @@ impl Conn {
             body_started: false,
             is_head: false,
             is_connect,
-            upgrade: h.upgrade,
             response: None,
             resp_done: false,
         });
@@ -668,7 +672,7 @@ impl Conn {
         let head_ts = self.resp.head_ts;
         let Some(p) = self.pending.iter_mut().find(|p| Some(p.id) == target) else {
             cx.counters.unmatched_responses += 1;
-            self.resp.mode = body_mode(h.body, false, h.status);
+            self.resp.mode = body_mode(h.body);
             if matches!(self.resp.mode, Mode::Head) {
                 self.answering = None;
             }
@@ -713,7 +717,7 @@ impl Conn {
             p.req.complete = true;
             self.req.mode = Mode::Head;
         }
-        self.resp.mode = body_mode(kind, true, h.status);
+        self.resp.mode = body_mode(kind);
         if tunnel {
             self.finish_response(ts, true, cx);
             self.stop();
@@ -977,9 +981,6 @@ impl Conn {
         if p.response.is_none() {
             cx.counters.unanswered += 1;
         }
-        if p.upgrade && !p.flags.contains(Flags::UPGRADE) {
-            // Asked to upgrade but was not (no 101): nothing special about the exchange.
-        }
         cx.counters.exchanges += 1;
         (cx.emit)(Exchange {
             flow: cx.flow,
@@ -992,7 +993,18 @@ impl Conn {
     }
 }
 
-fn body_mode(kind: BodyKind, _answered: bool, _status: u16) -> Mode {
+/// An HTTP/0.9 simple request: `GET`, a space, a target and the line end.
+fn is_http09(buf: &[u8], rest: &[u8]) -> bool {
+    let bytes = if buf.is_empty() { rest } else { buf };
+    let line = match memchr::memchr(b'\n', bytes) {
+        Some(n) => &bytes[..n],
+        None => return false,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.starts_with(b"GET /") && memchr::memchr(b' ', &line[4..]).is_none()
+}
+
+fn body_mode(kind: BodyKind) -> Mode {
     match kind {
         BodyKind::None | BodyKind::Length(0) => Mode::Head,
         BodyKind::Length(n) => Mode::Body(Body::Length(n)),
