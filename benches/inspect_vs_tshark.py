@@ -12,7 +12,6 @@ and the ratio to the raw loop and to tshark. Needs gcc and libpcap-dev; tshark i
 """
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -37,17 +36,25 @@ int main(int argc, char **argv) {
 """
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_measured(cmd):
-    """Runs cmd with stdout to /dev/null; returns (seconds, peak RSS in MB of this child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs cmd with stdout to /dev/null; returns (seconds, peak RSS in MB). The RSS comes from
+    GNU time when present: a child forked from this Python process would otherwise report the
+    interpreter's pages as its own peak."""
+    rss_file = os.path.join(OUT, "rss.txt")
+    wrapped = [GNU_TIME, "-f", "%M", "-o", rss_file] + cmd if os.path.exists(GNU_TIME) else cmd
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(cmd, stdout=null, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(wrapped, stdout=null, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed")
-    del before
+    if wrapped is not cmd:
+        with open(rss_file) as f:
+            return elapsed, int(f.read().split()[-1]) / 1024.0
     return elapsed, usage.ru_maxrss / 1024.0
 
 
@@ -57,8 +64,15 @@ def median_run(cmd, runs):
 
 
 def count_lines(cmd):
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
-    return out.count(b"\n")
+    """Counts the lines cmd prints, streaming, so this process stays small: a forked child's
+    peak RSS includes the parent's pages until it execs."""
+    lines = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        while chunk := proc.stdout.read(1 << 20):
+            lines += chunk.count(b"\n")
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed")
+    return lines
 
 
 def main():
@@ -83,11 +97,18 @@ def main():
 
     for variant, mss in (("loopback", "0"), ("segmented", "1448")):
         path = os.path.join(OUT, f"bench-{variant}-{args.size_mb}mb.pcap")
-        if not os.path.exists(path):
-            subprocess.run([gencap, path, str(args.size_mb), mss], check=True)
+        if not os.path.exists(path) or not os.path.exists(path + ".requests"):
+            made = subprocess.run([gencap, path, str(args.size_mb), mss], check=True,
+                                  stderr=subprocess.PIPE, text=True).stderr
+            with open(path + ".requests", "w") as f:
+                f.write(made.split()[-2])
+        with open(path + ".requests") as f:
+            expected = int(f.read())
         size_mb = os.path.getsize(path) / 1e6
         found = count_lines([shadowtap, "inspect", "--format", "jsonl", path])
-        print(f"\n{variant}: {path} ({size_mb:.0f} MB), shadowtap finds {found} exchanges")
+        verdict = "all found" if found == expected else f"MISSING {expected - found}"
+        print(f"\n{variant}: {path} ({size_mb:.0f} MB), {expected} requests, "
+              f"shadowtap finds {found} exchanges ({verdict})")
         rows = []
         raw_t, raw_rss = median_run([raw_loop, path], args.runs)
         rows.append(("raw libpcap loop", raw_t, raw_rss))

@@ -31,7 +31,7 @@ pub fn write_capture<W: Write>(w: &mut W, size: u64, mss: usize) -> io::Result<(
     w.write_all(&1u32.to_le_bytes())?;
 
     let body = "<html><body>".to_string()
-        + &"shadowtap benchmark payload ".repeat(36)
+        + &"shadowtap benchmark payload ".repeat(100)
         + "</body></html>\n";
     let mut written = 24u64;
     let mut now_us: u64 = 1_700_000_000_000_000;

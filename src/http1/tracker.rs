@@ -103,7 +103,7 @@ pub struct Tracker<F: FnMut(Exchange)> {
     limits: Limits,
     counters: HttpCounters,
     emit: F,
-    conns: HashMap<FlowId, Conn>,
+    conns: HashMap<FlowId, Conn, ahash::RandomState>,
 }
 
 impl<F: FnMut(Exchange)> Tracker<F> {
@@ -112,7 +112,7 @@ impl<F: FnMut(Exchange)> Tracker<F> {
             limits,
             counters: HttpCounters::default(),
             emit,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
         }
     }
 
@@ -322,7 +322,7 @@ impl Conn {
                         }
                         Body::Chunked(c) => {
                             match c.feed(rest, cx.limits.max_chunk_meta, &mut append) {
-                                Ok(n) => (n, c.done()),
+                                Ok(n) => (n, chunked_done(c, cx.counters)),
                                 Err(_) => {
                                     cx.counters.invalid_chunk += 1;
                                     p.flags.insert(Flags::INVALID);
@@ -579,7 +579,7 @@ impl Conn {
                         Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut |b| {
                             seen += b.len() as u64
                         }) {
-                            Ok(n) => (n, c.done()),
+                            Ok(n) => (n, chunked_done(c, cx.counters)),
                             Err(_) => {
                                 cx.counters.invalid_chunk += 1;
                                 self.resp_gap = true;
@@ -1002,6 +1002,16 @@ fn is_http09(buf: &[u8], rest: &[u8]) -> bool {
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.starts_with(b"GET /") && memchr::memchr(b' ', &line[4..]).is_none()
+}
+
+/// Whether a chunked body has ended; counts its extensions and trailers when it has.
+fn chunked_done(c: &Chunked, counters: &mut HttpCounters) -> bool {
+    let done = c.done();
+    if done {
+        counters.chunk_extensions += u64::from(c.extensions);
+        counters.trailers += u64::from(c.trailers);
+    }
+    done
 }
 
 fn body_mode(kind: BodyKind) -> Mode {

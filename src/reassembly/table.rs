@@ -65,7 +65,7 @@ impl Flow {
 pub struct Reassembler {
     limits: Limits,
     counters: ReassemblyCounters,
-    flows: HashMap<Key, Flow>,
+    flows: HashMap<Key, Flow, ahash::RandomState>,
     next_id: u64,
     pub(super) mem: usize,
     last_sweep: Option<i64>,
@@ -76,7 +76,7 @@ impl Reassembler {
         Reassembler {
             limits,
             counters: ReassemblyCounters::default(),
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             next_id: 0,
             mem: 0,
             last_sweep: None,
