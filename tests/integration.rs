@@ -6,3 +6,5 @@ mod support;
 mod fixtures;
 #[path = "integration/inspect.rs"]
 mod inspect;
+#[path = "integration/segmentation.rs"]
+mod segmentation;
