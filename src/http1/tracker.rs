@@ -58,6 +58,54 @@ impl Side {
     }
 }
 
+impl Side {
+    /// Parses a head from `rest` (or from the partial head buffered before it). Returns the
+    /// head (None when it is invalid) and the bytes of `rest` it used, or `Err` with the bytes
+    /// used while the head is still partial (then buffered, up to the head limit).
+    fn take_head<T>(
+        &mut self,
+        rest: &[u8],
+        (at, ack, ts): (u64, Option<u64>, Timestamp),
+        mut parse: impl FnMut(&[u8]) -> Parsed<T>,
+    ) -> Result<(Option<T>, usize), usize> {
+        if self.buf.is_empty() {
+            // Empty lines between messages are allowed (RFC 9112 section 2.2).
+            let skip = rest
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if skip == rest.len() {
+                return Err(skip);
+            }
+            self.head_ts = ts;
+            self.head_off = at + skip as u64;
+            self.head_ack = ack;
+            return match parse(&rest[skip..]) {
+                Parsed::Partial => {
+                    self.buf.extend_from_slice(&rest[skip..]);
+                    Err(rest.len())
+                }
+                Parsed::Done(h, n) => Ok((Some(h), skip + n)),
+                Parsed::Invalid => Ok((None, skip)),
+            };
+        }
+        let old = self.buf.len();
+        self.buf.extend_from_slice(rest);
+        let parsed = parse(&self.buf);
+        match parsed {
+            Parsed::Partial => Err(rest.len()),
+            Parsed::Done(h, n) => {
+                self.buf.clear();
+                Ok((Some(h), n - old))
+            }
+            Parsed::Invalid => {
+                self.buf.clear();
+                Ok((None, 0))
+            }
+        }
+    }
+}
+
 struct Pending {
     id: u64,
     req: Request,
@@ -187,6 +235,25 @@ fn scan_lines(buf: &[u8], pred: fn(&[u8]) -> bool) -> Scan {
         return Scan::NeedMore(buf.len());
     }
     Scan::NeedMore(start)
+}
+
+/// The first message start in `buf`: a line that `looks` right and whose head `parses` (or
+/// may, given more bytes). A line that looks right but does not parse is skipped, so the scan
+/// always moves forward.
+fn find_start(buf: &[u8], looks: fn(&[u8]) -> bool, parses: impl Fn(&[u8]) -> bool) -> Scan {
+    let mut from = 0;
+    loop {
+        match scan_lines(&buf[from..], looks) {
+            Scan::Found(p) => {
+                let p = from + p;
+                if parses(&buf[p..]) {
+                    return Scan::Found(p);
+                }
+                from = p + memchr::memchr(b'\n', &buf[p..]).map_or(buf.len() - p, |n| n + 1);
+            }
+            Scan::NeedMore(keep) => return Scan::NeedMore(from + keep),
+        }
+    }
 }
 
 impl Conn {
@@ -354,41 +421,11 @@ impl Conn {
         ts: Timestamp,
         cx: &mut Ctx<'_>,
     ) -> usize {
-        let side = &mut self.req;
-        let (parsed, used) = if side.buf.is_empty() {
-            // Empty lines between messages are allowed (RFC 9112 section 2.2).
-            let skip = rest
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            if skip == rest.len() {
-                return skip;
-            }
-            side.head_ts = ts;
-            side.head_off = at + skip as u64;
-            side.head_ack = ack;
-            match head::request(&rest[skip..], cx.limits, cx.counters) {
-                Parsed::Partial => {
-                    side.buf.extend_from_slice(&rest[skip..]);
-                    return rest.len();
-                }
-                Parsed::Done(h, n) => (Some(h), skip + n),
-                Parsed::Invalid => (None, skip),
-            }
-        } else {
-            let old = side.buf.len();
-            side.buf.extend_from_slice(rest);
-            match head::request(&side.buf, cx.limits, cx.counters) {
-                Parsed::Partial => return rest.len(),
-                Parsed::Done(h, n) => {
-                    side.buf.clear();
-                    (Some(h), n - old)
-                }
-                Parsed::Invalid => {
-                    side.buf.clear();
-                    (None, 0)
-                }
-            }
+        let (parsed, used) = match self.req.take_head(rest, (at, ack, ts), |b| {
+            head::request(b, cx.limits, cx.counters)
+        }) {
+            Ok(done) => done,
+            Err(used) => return used,
         };
         let Some(h) = parsed else {
             if !self.any_request && is_http09(&self.req.buf, rest) {
@@ -500,25 +537,12 @@ impl Conn {
         };
         let buf_start = at - self.req.buf.len() as u64;
         self.req.buf.extend_from_slice(rest);
-        let mut from = 0;
-        let found = loop {
-            match scan_lines(&self.req.buf[from..], head::is_request_line) {
-                Scan::Found(p) => {
-                    let p = from + p;
-                    // A line that looks right but does not parse is skipped, so the scan
-                    // always moves forward.
-                    match head::request(&self.req.buf[p..], cx.limits, &mut HttpCounters::default())
-                    {
-                        Parsed::Invalid => {
-                            from = p + memchr::memchr(b'\n', &self.req.buf[p..])
-                                .map_or(self.req.buf.len() - p, |n| n + 1);
-                        }
-                        _ => break Scan::Found(p),
-                    }
-                }
-                Scan::NeedMore(keep) => break Scan::NeedMore(from + keep),
-            }
-        };
+        let found = find_start(&self.req.buf, head::is_request_line, |b| {
+            !matches!(
+                head::request(b, cx.limits, &mut HttpCounters::default()),
+                Parsed::Invalid
+            )
+        });
         match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;
@@ -610,39 +634,11 @@ impl Conn {
     }
 
     fn response_head(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
-        let side = &mut self.resp;
-        let (parsed, used) = if side.buf.is_empty() {
-            let skip = rest
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            if skip == rest.len() {
-                return skip;
-            }
-            side.head_ts = ts;
-            side.head_off = at + skip as u64;
-            match head::response(&rest[skip..], cx.limits, cx.counters) {
-                Parsed::Partial => {
-                    side.buf.extend_from_slice(&rest[skip..]);
-                    return rest.len();
-                }
-                Parsed::Done(h, n) => (Some(h), skip + n),
-                Parsed::Invalid => (None, skip),
-            }
-        } else {
-            let old = side.buf.len();
-            side.buf.extend_from_slice(rest);
-            match head::response(&side.buf, cx.limits, cx.counters) {
-                Parsed::Partial => return rest.len(),
-                Parsed::Done(h, n) => {
-                    side.buf.clear();
-                    (Some(h), n - old)
-                }
-                Parsed::Invalid => {
-                    side.buf.clear();
-                    (None, 0)
-                }
-            }
+        let (parsed, used) = match self.resp.take_head(rest, (at, None, ts), |b| {
+            head::response(b, cx.limits, cx.counters)
+        }) {
+            Ok(done) => done,
+            Err(used) => return used,
         };
         match parsed {
             Some(h) => self.start_response(h, ts, cx),
@@ -788,26 +784,12 @@ impl Conn {
     fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
         let buf_start = at - self.resp.buf.len() as u64;
         self.resp.buf.extend_from_slice(rest);
-        let mut from = 0;
-        let found = loop {
-            match scan_lines(&self.resp.buf[from..], head::is_status_line) {
-                Scan::Found(p) => {
-                    let p = from + p;
-                    match head::response(
-                        &self.resp.buf[p..],
-                        cx.limits,
-                        &mut HttpCounters::default(),
-                    ) {
-                        Parsed::Invalid => {
-                            from = p + memchr::memchr(b'\n', &self.resp.buf[p..])
-                                .map_or(self.resp.buf.len() - p, |n| n + 1);
-                        }
-                        _ => break Scan::Found(p),
-                    }
-                }
-                Scan::NeedMore(keep) => break Scan::NeedMore(from + keep),
-            }
-        };
+        let found = find_start(&self.resp.buf, head::is_status_line, |b| {
+            !matches!(
+                head::response(b, cx.limits, &mut HttpCounters::default()),
+                Parsed::Invalid
+            )
+        });
         match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;

@@ -215,7 +215,11 @@ impl Half {
             });
             self.next += fresh.len() as u64;
         }
-        let end = off + data.len() as u64 + missing;
+        self.snaplen_gap(off + data.len() as u64 + missing, sh, out);
+    }
+
+    /// Declares the uncaptured bytes up to `end` a gap (C02).
+    fn snaplen_gap<S: StreamSink>(&mut self, end: u64, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
         if end > self.next {
             sh.counters.gap_snaplen += 1;
             let len = end - self.next;
@@ -253,19 +257,7 @@ impl Half {
                     });
                     self.next += data.len() as u64;
                 }
-                let end = gap_start + chunk.missing;
-                if end > self.next {
-                    let len = end - self.next;
-                    sh.counters.gap_snaplen += 1;
-                    sh.counters.reassembly_gap += 1;
-                    sh.counters.missed_bytes += len;
-                    out.emit(EventKind::Gap {
-                        dir: self.dir,
-                        offset: self.next,
-                        len,
-                    });
-                    self.next = end;
-                }
+                self.snaplen_gap(gap_start + chunk.missing, sh, out);
             }
         }
         self.check_fin(out, sh);
