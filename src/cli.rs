@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the HTTP exchanges shadowtap finds in capture files, then every counter.
     Inspect(InspectArgs),
+    /// Replay the captured requests to a shadow deployment and compare it with production.
+    Replay(Box<ReplayArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,4 +50,78 @@ pub struct InspectArgs {
 pub enum InspectFormat {
     Text,
     Jsonl,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Capture files (pcap or pcapng; several are merged in timestamp order).
+    #[arg(required = true, value_name = "PCAP")]
+    pub files: Vec<PathBuf>,
+
+    /// Where to send the requests: `http://HOST:PORT` (the shadow deployment).
+    #[arg(long, value_name = "URL")]
+    pub shadow: String,
+
+    /// Also replay this method (repeatable); only GET, HEAD and OPTIONS are replayed otherwise.
+    #[arg(long = "allow-method", value_name = "METHOD")]
+    pub allow_methods: Vec<String>,
+
+    /// Replay every method, writes included.
+    #[arg(long)]
+    pub allow_writes: bool,
+
+    /// Only requests whose path matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub include_path: Option<String>,
+
+    /// Not the requests whose path matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_path: Option<String>,
+
+    /// Replay this percentage of requests, chosen by a stable hash of method and target.
+    #[arg(long, value_name = "PERCENT", default_value_t = 100.0)]
+    pub sample: f64,
+
+    /// Host header: the shadow URL's authority (default), `keep` (the captured one), or a value.
+    #[arg(long, value_name = "keep|VALUE")]
+    pub host_header: Option<String>,
+
+    /// Set a header on every replayed request, replacing the captured one (`'K: V'`, repeatable).
+    #[arg(long = "set-header", value_name = "'K: V'")]
+    pub set_headers: Vec<String>,
+
+    /// Remove a header from every replayed request (repeatable).
+    #[arg(long = "strip-header", value_name = "NAME")]
+    pub strip_headers: Vec<String>,
+
+    /// Pacing: `1` keeps the recorded inter-arrival times, `10` is ten times faster, `max`
+    /// sends as fast as the concurrency allows.
+    #[arg(long, default_value = "1", value_name = "FACTOR|max")]
+    pub speed: String,
+
+    /// Requests in flight at most (and connections to the shadow).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Deadline for each whole exchange with the shadow (`500ms`, `5s`, `2m`).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Send requests even to an address that is a server in the capture (production).
+    #[arg(long)]
+    pub allow_production_target: bool,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }

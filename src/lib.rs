@@ -19,6 +19,7 @@ pub mod counters;
 pub mod capture;
 pub mod http1;
 pub mod reassembly;
+pub mod replay;
 pub mod wire;
 
 pub mod report;

@@ -3,7 +3,14 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{InspectArgs, InspectFormat};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+
+use crate::cli::{InspectArgs, InspectFormat, ReplayArgs, ReportFormat};
+use crate::replay::request::{HostHeader, Rewrites};
+use crate::replay::select::Selection;
 
 /// The limits of every stage; defaults are RELIABILITY.md section 4.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +42,152 @@ impl InspectSettings {
             bpf: args.bpf,
             format: args.format,
             redact: args.redact,
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// How fast requests are sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// The recorded inter-arrival times divided by this factor.
+    Factor(f64),
+    /// As fast as the concurrency cap allows.
+    Max,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplaySettings {
+    pub files: Vec<PathBuf>,
+    /// The shadow's address and the authority written as Host by default.
+    pub shadow: SocketAddr,
+    pub shadow_authority: String,
+    pub selection: Selection,
+    pub rewrites: Rewrites,
+    pub speed: Speed,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub allow_production_target: bool,
+    pub format: ReportFormat,
+    pub report_json: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {text:?} (use 500ms, 5s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid duration {text:?} (use 500ms, 5s, 2m)"),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        bail!("duration {text:?} must be positive");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl ReplaySettings {
+    pub fn from_args(args: ReplayArgs) -> anyhow::Result<Self> {
+        let rest = args.shadow.strip_prefix("http://").ok_or_else(|| {
+            anyhow!(
+                "--shadow {:?}: only http:// shadows are supported",
+                args.shadow
+            )
+        })?;
+        let authority = rest.split('/').next().unwrap_or_default().to_string();
+        if authority.is_empty() {
+            bail!("--shadow {:?}: no host", args.shadow);
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !authority.ends_with(']')
+        {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let shadow = with_port
+            .to_socket_addrs()
+            .with_context(|| format!("--shadow {:?}: cannot resolve {with_port}", args.shadow))?
+            .next()
+            .ok_or_else(|| anyhow!("--shadow {:?}: no address for {with_port}", args.shadow))?;
+        let regex =
+            |flag: &str, re: Option<String>| -> anyhow::Result<Option<regex::bytes::Regex>> {
+                re.map(|r| regex::bytes::Regex::new(&r).with_context(|| format!("{flag} {r:?}")))
+                    .transpose()
+            };
+        if !(0.0..=100.0).contains(&args.sample) {
+            bail!("--sample {} must be between 0 and 100", args.sample);
+        }
+        let selection = Selection {
+            allow_methods: args
+                .allow_methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
+            allow_writes: args.allow_writes,
+            include_path: regex("--include-path", args.include_path)?,
+            exclude_path: regex("--exclude-path", args.exclude_path)?,
+            sample_percent: args.sample,
+        };
+        let host = match args.host_header.as_deref() {
+            None => HostHeader::Shadow(authority.clone()),
+            Some("keep") => HostHeader::Keep,
+            Some(v) => HostHeader::Value(v.to_string()),
+        };
+        let mut set = Vec::new();
+        for h in &args.set_headers {
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| anyhow!("--set-header {h:?}: use 'Name: value'"))?;
+            let k = k.trim();
+            if k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                bail!("--set-header {h:?}: invalid header name");
+            }
+            set.push((k.to_string(), v.trim().to_string()));
+        }
+        let speed = if args.speed == "max" {
+            Speed::Max
+        } else {
+            match args.speed.parse::<f64>() {
+                Ok(f) if f > 0.0 && f.is_finite() => Speed::Factor(f),
+                _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
+            }
+        };
+        if args.concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        Ok(ReplaySettings {
+            files: args.files,
+            shadow,
+            shadow_authority: authority,
+            selection,
+            rewrites: Rewrites {
+                host,
+                set,
+                strip: args.strip_headers,
+            },
+            speed,
+            concurrency: args.concurrency,
+            timeout: parse_duration(&args.timeout)?,
+            allow_production_target: args.allow_production_target,
+            format: args.format,
+            report_json: args.report_json,
             limits: Limits::default(),
         })
     }

@@ -6,5 +6,7 @@ mod support;
 mod fixtures;
 #[path = "integration/inspect.rs"]
 mod inspect;
+#[path = "integration/replay.rs"]
+mod replay;
 #[path = "integration/segmentation.rs"]
 mod segmentation;

@@ -2,6 +2,7 @@
 //! decides exit codes. Uses `anyhow` for errors with context.
 
 pub mod inspect;
+pub mod replay;
 
 use crate::cli::{Cli, Command};
 
@@ -35,6 +36,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Inspect(args) => {
             let settings = crate::settings::InspectSettings::from_args(args)?;
             inspect::run(&settings, &mut stdout.lock(), &mut stderr.lock())
+        }
+        Command::Replay(args) => {
+            let settings = match crate::settings::ReplaySettings::from_args(*args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("shadowtap: error: {e:#}");
+                    return Ok(Status::BadInput);
+                }
+            };
+            replay::run(&settings, &mut stdout.lock(), &mut stderr.lock())
         }
     }
 }

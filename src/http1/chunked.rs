@@ -20,14 +20,14 @@ enum State {
 
 /// Why a chunked body could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ChunkError {
+pub(crate) enum ChunkError {
     BadSize,
     BadTerminator,
     MetaTooLarge,
 }
 
 #[derive(Debug)]
-pub(super) struct Chunked {
+pub(crate) struct Chunked {
     state: State,
     size: u64,
     digits: u8,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::capture::Timestamp;
 use crate::reassembly::FlowId;
 
-mod chunked;
+pub(crate) mod chunked;
 mod head;
 mod limits;
 #[cfg(test)]

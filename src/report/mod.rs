@@ -4,4 +4,5 @@
 
 pub mod exchange;
 pub mod redact;
+pub mod replay;
 pub mod summary;

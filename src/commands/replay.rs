@@ -1,0 +1,185 @@
+//! `shadowtap replay`: capture files to exchanges (on a reader thread), selection, paced
+//! dispatch to the shadow under a concurrency cap, and the side-by-side report.
+//!
+//! The reader thread hands exchanges over a bounded queue and blocks when it is full: for
+//! files nothing is dropped (RELIABILITY.md's opening list). Requests of one captured
+//! connection are sent in their captured order; each request has an intended send time, and
+//! its lateness against it is recorded apart from the shadow's latency, so a slow shadow
+//! cannot hide latency (no coordinated omission).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::capture::{CaptureReader, MergedReader, Timestamp};
+use crate::cli::ReportFormat;
+use crate::commands::Status;
+use crate::http1::{Exchange, Tracker};
+use crate::reassembly::{FlowId, Reassembler};
+use crate::replay::client::Pool;
+use crate::replay::request;
+use crate::replay::select::{path_of, Skip};
+use crate::replay::stats::{route, Stats};
+use crate::report::replay as render;
+use crate::settings::{ReplaySettings, Speed};
+use crate::wire::Decoder;
+
+/// Exchanges waiting between the reader thread and the dispatcher.
+const QUEUE: usize = 1024;
+
+/// Reads every file into `tx`; returns the one-line errors of files that could not be read.
+fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut readers = Vec::new();
+    for path in &settings.files {
+        match CaptureReader::open_with_limits(path, settings.limits.capture.clone()) {
+            Ok(r) => readers.push(r),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut frames = MergedReader::new(readers);
+    let mut decoder = Decoder::new(settings.limits.wire.clone());
+    let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
+    let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
+        // The dispatcher gone means the run is over; nothing to do with the rest.
+        let _ = tx.blocking_send(ex);
+    });
+    while let Some((_, frame)) = frames.next_frame() {
+        if let Some(segment) = decoder.decode(&frame) {
+            reassembler.push(&segment, &mut tracker);
+        }
+    }
+    reassembler.finish(&mut tracker);
+    errors.extend(frames.errors().iter().map(|(_, e)| e.to_string()));
+    errors
+}
+
+/// Sends the selected exchanges to the shadow and gathers the statistics.
+async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>) -> Stats {
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let pool = Arc::new(Pool::new(settings.shadow, settings.concurrency));
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks = JoinSet::new();
+    let mut last_of_flow: HashMap<FlowId, oneshot::Receiver<()>> = HashMap::new();
+    let start = Instant::now();
+    let mut first_ts: Option<Timestamp> = None;
+    let mut bytes = Vec::new();
+    let timeout = settings.timeout;
+    while let Some(ex) = rx.recv().await {
+        while tasks.try_join_next().is_some() {}
+        let verdict = settings.selection.check(&ex).and_then(|()| {
+            if !settings.allow_production_target && ex.server == settings.shadow {
+                Err(Skip::ProductionTarget)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(why) = verdict {
+            if let Ok(mut s) = stats.lock() {
+                s.skip(why);
+            }
+            continue;
+        }
+        let t0 = *first_ts.get_or_insert(ex.request.first_ts);
+        let intended = match settings.speed {
+            Speed::Max => Instant::now(),
+            Speed::Factor(f) => {
+                let offset_us = ex.request.first_ts.micros_since(t0).max(0) as f64 / f;
+                start + Duration::from_micros(offset_us as u64)
+            }
+        };
+        tokio::time::sleep_until(intended.into()).await;
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let sent = Instant::now();
+        if let Ok(mut s) = stats.lock() {
+            s.late(sent.saturating_duration_since(intended));
+        }
+        request::write(&ex, &settings.rewrites, &mut bytes);
+        let wire = bytes.clone();
+        let (done_tx, done_rx) = oneshot::channel();
+        let before = last_of_flow.insert(ex.flow, done_rx);
+        let (pool, stats) = (pool.clone(), stats.clone());
+        tasks.spawn(async move {
+            if let Some(prev) = before {
+                let _ = prev.await;
+            }
+            let is_head = ex.request.method.eq_ignore_ascii_case("HEAD");
+            let answer = pool.exchange(&wire, is_head, timeout).await;
+            let production = ex
+                .response
+                .as_ref()
+                .map(|r| (r.status, ex.ttfb_us().unwrap_or(0), ex.total_us()));
+            let name = route(&ex.request.method, path_of(&ex.request.target));
+            if let Ok(mut s) = stats.lock() {
+                s.replayed(&name, production, answer, timeout);
+            }
+            drop(permit);
+            let _ = done_tx.send(());
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Arc::try_unwrap(stats)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .unwrap_or_default()
+}
+
+/// Runs `replay`: the report goes to `out`, errors to `err`.
+pub fn run(
+    settings: &ReplaySettings,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (stats, errors) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_files(settings, tx));
+        let stats = runtime.block_on(dispatch(settings, rx));
+        (
+            stats,
+            reader
+                .join()
+                .unwrap_or_else(|_| vec!["the capture reader stopped unexpectedly".into()]),
+        )
+    });
+    for e in &errors {
+        writeln!(err, "shadowtap: error: {e}")?;
+    }
+    let report = render::json(&stats);
+    if let Some(path) = &settings.report_json {
+        let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    match settings.format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        ReportFormat::Text => {
+            let files: Vec<String> = settings
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let title = format!(
+                "shadowtap replay  {} -> http://{}",
+                files.join(" "),
+                settings.shadow_authority
+            );
+            write!(out, "{}", render::text(&stats, &title))?;
+        }
+    }
+    Ok(if errors.is_empty() {
+        Status::Success
+    } else {
+        Status::BadInput
+    })
+}

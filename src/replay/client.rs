@@ -1,0 +1,318 @@
+//! A small HTTP/1.1 client over tokio `TcpStream`: writes a prepared request byte for byte,
+//! reads the response with the project's own framing, and times both from a monotonic clock.
+//!
+//! Why not reqwest: its URL type normalises targets (dot segments, escapes, no `*`), its
+//! header map regroups duplicates, and it cannot tell when the last request byte was written,
+//! which is where the shadow's time to first byte starts (DESIGN.md).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::http1::chunked::Chunked;
+
+/// Largest response head read (RELIABILITY.md section 4).
+const MAX_HEAD: usize = 64 * 1024;
+/// Response body bytes read and discarded before the connection is cut (RELIABILITY.md
+/// section 1 item 5): a shadow returning a huge body costs bounded time and no memory.
+pub const MAX_DRAIN: u64 = 10 * 1024 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+const HEADER_SLOTS: usize = 128;
+
+/// What one replayed exchange gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// Last request byte written to first response byte read.
+    pub ttfb: Duration,
+    /// First request byte written to last response byte read.
+    pub total: Duration,
+    pub body_len: u64,
+}
+
+/// Why an exchange with the shadow failed (DESIGN.md transport error kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Failure {
+    Timeout,
+    Connect,
+    Reset,
+    Other,
+}
+
+impl Failure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Connect => "connect",
+            Failure::Reset => "reset",
+            Failure::Other => "other",
+        }
+    }
+}
+
+fn classify(e: &io::Error) -> Failure {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Failure::Reset,
+        _ => Failure::Other,
+    }
+}
+
+/// Idle keep-alive connections to one shadow, at most `max_idle` kept.
+pub struct Pool {
+    addr: SocketAddr,
+    idle: Mutex<Vec<TcpStream>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    pub fn new(addr: SocketAddr, max_idle: usize) -> Pool {
+        Pool {
+            addr,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    fn take(&self) -> Option<TcpStream> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn give_back(&self, conn: TcpStream) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+    }
+
+    /// Sends `request` and reads the answer, within `timeout` for the whole exchange.
+    /// `head` says the request is HEAD (its response has no body).
+    pub async fn exchange(
+        &self,
+        request: &[u8],
+        head: bool,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let start = Instant::now();
+        // A pooled connection the shadow closed while idle fails at once: retry once on a
+        // fresh connection, as any keep-alive client does; the time keeps running.
+        let reused = self.take();
+        let was_reused = reused.is_some();
+        let first = tokio::time::timeout(timeout, self.once(reused, request, head)).await;
+        let result = match first {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Err((Failure::Reset, false))) if was_reused => {
+                let left = timeout.saturating_sub(start.elapsed());
+                match tokio::time::timeout(left, self.once(None, request, head)).await {
+                    Err(_) => return Err(Failure::Timeout),
+                    Ok(r) => r,
+                }
+            }
+            Ok(r) => r,
+        };
+        match result {
+            Ok((answer, conn)) => {
+                if let Some(c) = conn {
+                    self.give_back(c);
+                }
+                Ok(answer)
+            }
+            Err((f, _)) => Err(f),
+        }
+    }
+
+    /// One attempt. The error says whether any response byte was read.
+    #[allow(clippy::type_complexity, reason = "a private helper's pair of results")]
+    async fn once(
+        &self,
+        conn: Option<TcpStream>,
+        request: &[u8],
+        head: bool,
+    ) -> Result<(Answer, Option<TcpStream>), (Failure, bool)> {
+        let mut conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|_| (Failure::Connect, false))?;
+                let _ = c.set_nodelay(true);
+                c
+            }
+        };
+        let t0 = Instant::now();
+        conn.write_all(request)
+            .await
+            .map_err(|e| (classify(&e), false))?;
+        let written = Instant::now();
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut first_byte: Option<Instant> = None;
+        // Read heads until a final (non-1xx) one.
+        let (status, head_len, framing) = loop {
+            let n = read_more(&mut conn, &mut buf)
+                .await
+                .map_err(|e| (classify(&e), first_byte.is_some()))?;
+            if n == 0 {
+                return Err((Failure::Reset, first_byte.is_some()));
+            }
+            first_byte.get_or_insert_with(Instant::now);
+            match parse_head(&buf, head) {
+                HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
+                HeadParse::Partial => continue,
+                HeadParse::Invalid => return Err((Failure::Other, true)),
+                HeadParse::Interim(len) => {
+                    buf.drain(..len);
+                    if let HeadParse::Final(s, l, f) = parse_head(&buf, head) {
+                        break (s, l, f);
+                    }
+                }
+                HeadParse::Final(s, l, f) => break (s, l, f),
+            }
+        };
+        let ttfb = first_byte
+            .unwrap_or(written)
+            .saturating_duration_since(written);
+        buf.drain(..head_len);
+        let (body_len, reusable) = read_body(&mut conn, buf, framing)
+            .await
+            .map_err(|e| (classify(&e), true))?;
+        let total = t0.elapsed();
+        Ok((
+            Answer {
+                status,
+                ttfb,
+                total,
+                body_len,
+            },
+            reusable.then_some(conn),
+        ))
+    }
+}
+
+async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + READ_CHUNK, 0);
+    let n = conn.read(&mut buf[len..]).await;
+    buf.truncate(len + *n.as_ref().unwrap_or(&0));
+    n
+}
+
+#[derive(Debug)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+enum HeadParse {
+    Partial,
+    Invalid,
+    /// A 1xx head of this length, to skip.
+    Interim(usize),
+    Final(u16, usize, Framing),
+}
+
+fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
+    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return HeadParse::Partial,
+        Err(_) => return HeadParse::Invalid,
+    };
+    let Some(status) = resp.code else {
+        return HeadParse::Invalid;
+    };
+    if (100..200).contains(&status) && status != 101 {
+        return HeadParse::Interim(len);
+    }
+    let find = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let framing = if head_request || status == 204 || status == 304 || status == 101 {
+        Framing::None
+    } else if find("transfer-encoding")
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    {
+        Framing::Chunked
+    } else if let Some(cl) = find("content-length") {
+        match std::str::from_utf8(cl)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            Some(n) => Framing::Length(n),
+            None => return HeadParse::Invalid,
+        }
+    } else {
+        Framing::Close
+    };
+    HeadParse::Final(status, len, framing)
+}
+
+/// Reads (and discards) the body; returns its decoded length and whether the connection can
+/// be reused.
+async fn read_body(
+    conn: &mut TcpStream,
+    mut buf: Vec<u8>,
+    framing: Framing,
+) -> io::Result<(u64, bool)> {
+    match framing {
+        Framing::None => Ok((0, buf.is_empty())),
+        Framing::Length(n) => {
+            let mut seen = (buf.len() as u64).min(n);
+            let extra = buf.len() as u64 > n;
+            while seen < n {
+                if seen > MAX_DRAIN {
+                    return Ok((seen, false));
+                }
+                buf.clear();
+                let got = read_more(conn, &mut buf).await?;
+                if got == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                seen += got as u64;
+            }
+            Ok((n, !extra && seen == n))
+        }
+        Framing::Chunked => {
+            let mut chunked = Chunked::new();
+            let mut body = 0u64;
+            loop {
+                let used = chunked
+                    .feed(&buf, 16 * 1024, &mut |b| body += b.len() as u64)
+                    .map_err(|_| io::Error::other("invalid chunked body"))?;
+                if chunked.done() {
+                    return Ok((body, used == buf.len()));
+                }
+                if body > MAX_DRAIN {
+                    return Ok((body, false));
+                }
+                buf.clear();
+                if read_more(conn, &mut buf).await? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+        }
+        Framing::Close => {
+            let mut body = buf.len() as u64;
+            loop {
+                buf.clear();
+                let got = read_more(conn, &mut buf).await?;
+                if got == 0 || body > MAX_DRAIN {
+                    return Ok((body, false));
+                }
+                body += got as u64;
+            }
+        }
+    }
+}

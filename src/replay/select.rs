@@ -1,0 +1,151 @@
+//! Which captured exchanges are replayed, and the reason for each one that is not
+//! (DESIGN.md "Selection"; the accounting categories `incomplete` and `filtered`).
+
+use regex::bytes::Regex;
+
+use crate::http1::{Exchange, Flags};
+
+/// Methods replayed when the user allows nothing else: the ones without side effects.
+pub const SAFE_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
+
+/// Why a request seen in the capture was not replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// `incomplete`: the request is not whole in the capture.
+    Gap,
+    Truncated,
+    /// `filtered`: whole, but not replayed by choice or rule.
+    Method,
+    Path,
+    Sample,
+    Connect,
+    Upgrade,
+    AmbiguousFraming,
+    BodyTooLarge,
+    Invalid,
+    ProductionTarget,
+}
+
+impl Skip {
+    /// The accounting category (DESIGN.md): `incomplete` or `filtered`.
+    pub fn category(self) -> &'static str {
+        match self {
+            Skip::Gap | Skip::Truncated => "incomplete",
+            _ => "filtered",
+        }
+    }
+
+    /// The reason as the report writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::Gap => "gap",
+            Skip::Truncated => "truncated",
+            Skip::Method => "method",
+            Skip::Path => "path",
+            Skip::Sample => "sample",
+            Skip::Connect => "connect",
+            Skip::Upgrade => "upgrade",
+            Skip::AmbiguousFraming => "ambiguous_framing",
+            Skip::BodyTooLarge => "body_too_large",
+            Skip::Invalid => "invalid",
+            Skip::ProductionTarget => "production_target",
+        }
+    }
+}
+
+/// The user's selection rules.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Extra methods allowed besides [`SAFE_METHODS`] (upper case).
+    pub allow_methods: Vec<String>,
+    /// Every method is allowed.
+    pub allow_writes: bool,
+    pub include_path: Option<Regex>,
+    pub exclude_path: Option<Regex>,
+    /// Percentage of requests kept (by a stable hash of method and target); 100 keeps all.
+    pub sample_percent: f64,
+}
+
+impl Selection {
+    /// Whether `ex` is replayed; if not, why. Checked in the order of the accounting: what
+    /// the capture lost first, then what is never replayed, then the user's choices.
+    pub fn check(&self, ex: &Exchange) -> Result<(), Skip> {
+        let f = ex.flags;
+        if f.contains(Flags::GAP) && !ex.request.complete {
+            return Err(Skip::Gap);
+        }
+        if !ex.request.complete {
+            return Err(Skip::Truncated);
+        }
+        if f.contains(Flags::INVALID) || f.contains(Flags::HTTP09) {
+            return Err(Skip::Invalid);
+        }
+        if ex.request.method.eq_ignore_ascii_case("CONNECT") || f.contains(Flags::CONNECT) {
+            return Err(Skip::Connect);
+        }
+        if f.contains(Flags::UPGRADE) {
+            return Err(Skip::Upgrade);
+        }
+        if f.contains(Flags::AMBIGUOUS_FRAMING) {
+            return Err(Skip::AmbiguousFraming);
+        }
+        if f.contains(Flags::BODY_TOO_LARGE) || !ex.request.body_kept {
+            return Err(Skip::BodyTooLarge);
+        }
+        let method = ex.request.method.as_str();
+        let allowed = self.allow_writes
+            || SAFE_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
+            || self
+                .allow_methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method));
+        if !allowed {
+            return Err(Skip::Method);
+        }
+        let path = path_of(&ex.request.target);
+        if self
+            .include_path
+            .as_ref()
+            .is_some_and(|re| !re.is_match(path))
+            || self
+                .exclude_path
+                .as_ref()
+                .is_some_and(|re| re.is_match(path))
+        {
+            return Err(Skip::Path);
+        }
+        if self.sample_percent < 100.0 {
+            // Stable: the same request is in or out on every run and every node.
+            let h = fnv1a(method.as_bytes(), &ex.request.target);
+            let bucket = (h % 10_000) as f64 / 100.0;
+            if bucket >= self.sample_percent {
+                return Err(Skip::Sample);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path part of a request-target (absolute-form's scheme and authority removed).
+pub fn path_of(target: &[u8]) -> &[u8] {
+    let rest = target
+        .strip_prefix(b"http://")
+        .or_else(|| target.strip_prefix(b"https://"));
+    match rest {
+        Some(r) => match memchr::memchr(b'/', r) {
+            Some(i) => &r[i..],
+            None => b"/",
+        },
+        None => target,
+    }
+}
+
+/// FNV-1a over the method and target: fixed, so sampling agrees across runs and machines.
+fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    a.iter()
+        .chain(b" ")
+        .chain(b)
+        .fold(OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(PRIME))
+}

@@ -1,0 +1,285 @@
+//! Production and shadow statistics side by side: status classes, transport errors and
+//! HdrHistogram latencies (1 µs to 1 hour, 3 significant digits), overall and per route, plus
+//! the accounting of every request seen (DESIGN.md "What is measured, exactly").
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::client::{Answer, Failure};
+use super::select::Skip;
+
+/// Highest latency a histogram records, in µs (1 hour); longer values are clamped to it.
+const MAX_US: u64 = 3_600_000_000;
+/// Routes tracked one by one; the rest are counted under `other` (DESIGN.md: the same cap on
+/// every node keeps merged reports exact).
+pub const MAX_ROUTES: usize = 1000;
+/// Status mismatch kinds listed in the report.
+const MAX_MISMATCH_KINDS: usize = 10_000;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid")
+}
+
+/// One side's figures.
+#[derive(Clone)]
+pub struct Side {
+    pub requests: u64,
+    /// Responses by class: index 1 = 1xx ... 5 = 5xx.
+    pub status: [u64; 6],
+    pub errors: BTreeMap<&'static str, u64>,
+    pub ttfb: Histogram<u64>,
+    pub total: Histogram<u64>,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side {
+            requests: 0,
+            status: [0; 6],
+            errors: BTreeMap::new(),
+            ttfb: histogram(),
+            total: histogram(),
+        }
+    }
+}
+
+impl Side {
+    fn status(&mut self, status: u16) {
+        self.status[usize::from(status / 100).min(5)] += 1;
+    }
+
+    fn latency(h: &mut Histogram<u64>, us: u64) {
+        h.saturating_record(us.clamp(1, MAX_US));
+    }
+
+    /// (5xx + transport errors) / requests, 0 without requests.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            return 0.0;
+        }
+        (self.status[5] + self.errors.values().sum::<u64>()) as f64 / self.requests as f64
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Route {
+    pub production: Side,
+    pub shadow: Side,
+    pub mismatch: u64,
+}
+
+/// Everything a replay report holds.
+#[derive(Default)]
+pub struct Stats {
+    pub seen: u64,
+    pub replayed: u64,
+    /// Requests not replayed, by category (`incomplete`, `filtered`, `dropped`) and reason.
+    pub skipped: BTreeMap<(&'static str, &'static str), u64>,
+    pub production: Side,
+    pub shadow: Side,
+    pub mismatch: u64,
+    /// (route, production status, shadow status) -> count.
+    pub mismatches: BTreeMap<(String, u16, u16), u64>,
+    pub routes: HashMap<String, Route>,
+    /// Actual minus intended send time, µs (schedule lateness).
+    pub lateness: Option<Histogram<u64>>,
+}
+
+impl Stats {
+    pub fn skip(&mut self, why: Skip) {
+        self.seen += 1;
+        *self
+            .skipped
+            .entry((why.category(), why.name()))
+            .or_default() += 1;
+    }
+
+    pub fn dropped(&mut self, reason: &'static str) {
+        self.seen += 1;
+        *self.skipped.entry(("dropped", reason)).or_default() += 1;
+    }
+
+    pub fn late(&mut self, by: Duration) {
+        let h = self.lateness.get_or_insert_with(histogram);
+        Side::latency(h, by.as_micros() as u64);
+    }
+
+    /// One replayed request: the production side as captured (status and timings when its
+    /// response was captured), the shadow side as answered; a timeout enters the shadow's
+    /// histograms at the time it fired.
+    pub fn replayed(
+        &mut self,
+        route: &str,
+        production: Option<(u16, i64, Option<i64>)>,
+        shadow: Result<Answer, Failure>,
+        timeout: Duration,
+    ) {
+        self.seen += 1;
+        self.replayed += 1;
+        let key = if self.routes.len() < MAX_ROUTES || self.routes.contains_key(route) {
+            route
+        } else {
+            "other"
+        };
+        let mut route_stats = self.routes.remove(key).unwrap_or_default();
+        for side in [&mut self.production, &mut route_stats.production] {
+            if let Some((status, ttfb, total)) = production {
+                side.requests += 1;
+                side.status(status);
+                Side::latency(&mut side.ttfb, ttfb.max(0) as u64);
+                if let Some(t) = total {
+                    Side::latency(&mut side.total, t.max(0) as u64);
+                }
+            }
+        }
+        for side in [&mut self.shadow, &mut route_stats.shadow] {
+            side.requests += 1;
+            match shadow {
+                Ok(a) => {
+                    side.status(a.status);
+                    Side::latency(&mut side.ttfb, a.ttfb.as_micros() as u64);
+                    Side::latency(&mut side.total, a.total.as_micros() as u64);
+                }
+                Err(f) => {
+                    *side.errors.entry(f.name()).or_default() += 1;
+                    if f == Failure::Timeout {
+                        let us = timeout.as_micros() as u64;
+                        Side::latency(&mut side.ttfb, us);
+                        Side::latency(&mut side.total, us);
+                    }
+                }
+            }
+        }
+        if let (Some((p, _, _)), Ok(a)) = (production, shadow) {
+            if p != a.status {
+                self.mismatch += 1;
+                route_stats.mismatch += 1;
+                if self.mismatches.len() < MAX_MISMATCH_KINDS {
+                    *self
+                        .mismatches
+                        .entry((key.to_string(), p, a.status))
+                        .or_default() += 1;
+                }
+            }
+        }
+        self.routes.insert(key.to_string(), route_stats);
+    }
+}
+
+/// A route: the method and the path with its query dropped and ids replaced by `{id}`
+/// (numbers, UUIDs, and hex or base64-like tokens of 16+ characters).
+pub fn route(method: &str, path: &[u8]) -> String {
+    let path = path.split(|&b| b == b'?').next().unwrap_or(&[]);
+    let mut out = String::with_capacity(method.len() + path.len() + 1);
+    out.push_str(method);
+    out.push(' ');
+    for (i, seg) in path.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if is_id(seg) {
+            out.push_str("{id}");
+        } else {
+            out.push_str(&String::from_utf8_lossy(seg));
+        }
+    }
+    out
+}
+
+fn is_id(seg: &[u8]) -> bool {
+    if seg.is_empty() {
+        return false;
+    }
+    if seg.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let uuid = seg.len() == 36
+        && seg.iter().enumerate().all(|(i, &b)| {
+            if [8, 13, 18, 23].contains(&i) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+    let token = seg.len() >= 16
+        && seg
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && seg.iter().any(u8::is_ascii_digit);
+    uuid || token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_normalised() {
+        assert_eq!(
+            route("GET", b"/users/123/orders?x=1"),
+            "GET /users/{id}/orders"
+        );
+        assert_eq!(
+            route("GET", b"/o/550e8400-e29b-41d4-a716-446655440000"),
+            "GET /o/{id}"
+        );
+        assert_eq!(route("GET", b"/t/a1b2c3d4e5f6a7b8c9d0"), "GET /t/{id}");
+        assert_eq!(route("GET", b"/static/app.js"), "GET /static/app.js");
+        assert_eq!(route("OPTIONS", b"*"), "OPTIONS *");
+    }
+
+    #[test]
+    fn timeouts_count_as_errors_and_enter_the_histograms() {
+        let mut s = Stats::default();
+        s.replayed(
+            "GET /a",
+            Some((200, 1000, Some(2000))),
+            Err(Failure::Timeout),
+            Duration::from_secs(5),
+        );
+        assert_eq!(s.shadow.errors.get("timeout"), Some(&1));
+        assert_eq!(s.shadow.ttfb.len(), 1);
+        assert!(s.shadow.ttfb.max() >= 4_990_000);
+        assert_eq!(s.shadow.error_rate(), 1.0);
+        assert_eq!(s.production.error_rate(), 0.0);
+        assert_eq!(s.mismatch, 0);
+    }
+
+    #[test]
+    fn status_mismatch_is_counted_per_route() {
+        let mut s = Stats::default();
+        let ans = Answer {
+            status: 500,
+            ttfb: Duration::from_millis(1),
+            total: Duration::from_millis(2),
+            body_len: 0,
+        };
+        s.replayed(
+            "GET /a",
+            Some((200, 1000, None)),
+            Ok(ans),
+            Duration::from_secs(5),
+        );
+        assert_eq!(s.mismatch, 1);
+        assert_eq!(s.routes["GET /a"].mismatch, 1);
+        assert_eq!(s.shadow.status[5], 1);
+        assert_eq!(s.production.total.len(), 0);
+    }
+
+    #[test]
+    fn routes_past_the_cap_go_to_other() {
+        let mut s = Stats::default();
+        for i in 0..MAX_ROUTES + 5 {
+            s.replayed(
+                &format!("GET /r{i}x"),
+                None,
+                Err(Failure::Connect),
+                Duration::from_secs(1),
+            );
+        }
+        assert_eq!(s.routes.len(), MAX_ROUTES + 1);
+        assert_eq!(s.routes["other"].shadow.requests, 5);
+    }
+}

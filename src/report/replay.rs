@@ -1,0 +1,289 @@
+//! The replay report: text for people, JSON (DESIGN.md "JSON report") for scripts.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use crate::replay::stats::{Side, Stats};
+
+/// The percentiles reported, with their JSON keys and text labels.
+const PERCENTILES: &[(&str, &str, f64)] = &[
+    ("p50", "p50", 50.0),
+    ("p90", "p90", 90.0),
+    ("p95", "p95", 95.0),
+    ("p99", "p99", 99.0),
+    ("p999", "p99.9", 99.9),
+];
+
+fn quantiles(h: &Histogram<u64>) -> Value {
+    let mut m = Map::new();
+    for (key, _, p) in PERCENTILES {
+        m.insert(
+            (*key).into(),
+            if h.is_empty() {
+                Value::Null
+            } else {
+                json!(h.value_at_percentile(*p))
+            },
+        );
+    }
+    m.insert(
+        "max".into(),
+        if h.is_empty() {
+            Value::Null
+        } else {
+            json!(h.max())
+        },
+    );
+    Value::Object(m)
+}
+
+fn serialized(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        Err(_) => String::new(),
+    }
+}
+
+fn side_json(side: &Side, with_errors: bool) -> Value {
+    let mut v = json!({
+        "requests": side.requests,
+        "status": {"1xx": side.status[1], "2xx": side.status[2], "3xx": side.status[3], "4xx": side.status[4], "5xx": side.status[5]},
+        "error_rate": side.error_rate(),
+        "ttfb_us": quantiles(&side.ttfb),
+        "total_us": quantiles(&side.total),
+        "histograms": {"ttfb": serialized(&side.ttfb), "total": serialized(&side.total)},
+    });
+    if with_errors {
+        v["errors"] = json!({
+            "timeout": side.errors.get("timeout").copied().unwrap_or(0),
+            "connect": side.errors.get("connect").copied().unwrap_or(0),
+            "reset": side.errors.get("reset").copied().unwrap_or(0),
+            "circuit_open": side.errors.get("circuit_open").copied().unwrap_or(0),
+            "other": side.errors.get("other").copied().unwrap_or(0),
+        });
+    }
+    v
+}
+
+/// The JSON report.
+pub fn json(stats: &Stats) -> Value {
+    let mut counts = json!({"seen": stats.seen, "replayed": stats.replayed, "filtered": {}, "dropped": {}, "incomplete": {}});
+    for ((category, reason), n) in &stats.skipped {
+        counts[*category][*reason] = json!(n);
+    }
+    let mut routes: Vec<(&String, _)> = stats.routes.iter().collect();
+    routes.sort_by(|a, b| {
+        b.1.shadow
+            .requests
+            .cmp(&a.1.shadow.requests)
+            .then(a.0.cmp(b.0))
+    });
+    json!({
+        "version": 1,
+        "counts": counts,
+        "production": side_json(&stats.production, false),
+        "shadow": side_json(&stats.shadow, true),
+        "mismatch": {"status": stats.mismatch},
+        "routes": routes.iter().map(|(name, r)| json!({
+            "route": name,
+            "production": side_json(&r.production, false),
+            "shadow": side_json(&r.shadow, true),
+            "mismatch": {"status": r.mismatch},
+        })).collect::<Vec<_>>(),
+        "schedule": {"lateness_us": stats.lateness.as_ref().map_or(Value::Null, quantiles)},
+    })
+}
+
+fn ms(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2} s", us as f64 / 1e6)
+    } else {
+        format!("{:.1} ms", us as f64 / 1e3)
+    }
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+fn change(prod: u64, shadow: u64) -> String {
+    if prod == 0 {
+        return String::new();
+    }
+    format!(
+        "{:+.0}%",
+        100.0 * (shadow as f64 - prod as f64) / prod as f64
+    )
+}
+
+/// The text report.
+pub fn text(stats: &Stats, title: &str) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{title}");
+    let by = |cat: &str| -> (u64, String) {
+        let items: Vec<_> = stats
+            .skipped
+            .iter()
+            .filter(|((c, _), _)| *c == cat)
+            .collect();
+        let n = items.iter().map(|(_, n)| **n).sum();
+        let detail = items
+            .iter()
+            .map(|((_, r), n)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (n, detail)
+    };
+    let (filtered, fd) = by("filtered");
+    let (incomplete, id) = by("incomplete");
+    let (dropped, dd) = by("dropped");
+    let _ = writeln!(
+        o,
+        "requests   {} seen   {} replayed   {} filtered{}",
+        stats.seen,
+        stats.replayed,
+        filtered,
+        if fd.is_empty() {
+            String::new()
+        } else {
+            format!(" ({fd})")
+        }
+    );
+    let _ = writeln!(
+        o,
+        "           {} incomplete in capture{}   {} dropped{}",
+        incomplete,
+        if id.is_empty() {
+            String::new()
+        } else {
+            format!(" ({id})")
+        },
+        dropped,
+        if dd.is_empty() {
+            String::new()
+        } else {
+            format!(" ({dd})")
+        }
+    );
+    let (p, s) = (&stats.production, &stats.shadow);
+    let _ = writeln!(
+        o,
+        "\n{:<18} {:>12} {:>12} {:>12}",
+        "", "production", "shadow", "change"
+    );
+    for class in 2..=5 {
+        let (a, b) = (p.status[class], s.status[class]);
+        let _ = writeln!(
+            o,
+            "{:<18} {:>12} {:>12}",
+            format!("{class}xx"),
+            pct(a, p.requests),
+            pct(b, s.requests)
+        );
+    }
+    let errors: u64 = s.errors.values().sum();
+    let detail = s
+        .errors
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        o,
+        "{:<18} {:>12} {:>12}   {}",
+        "transport errors",
+        "-",
+        pct(errors, s.requests),
+        if detail.is_empty() {
+            String::new()
+        } else {
+            format!("({detail})")
+        }
+    );
+    for (name, hp, hs) in [("ttfb", &p.ttfb, &s.ttfb), ("total", &p.total, &s.total)] {
+        for (_, label, q) in PERCENTILES.iter().chain([("max", "max", 100.0)].iter()) {
+            let (a, b) = (hp.value_at_percentile(*q), hs.value_at_percentile(*q));
+            let show =
+                |h: &Histogram<u64>, v: u64| if h.is_empty() { "-".to_string() } else { ms(v) };
+            let _ = writeln!(
+                o,
+                "{:<18} {:>12} {:>12} {:>12}",
+                format!("{name} {label}"),
+                show(hp, a),
+                show(hs, b),
+                if hp.is_empty() || hs.is_empty() {
+                    String::new()
+                } else {
+                    change(a, b)
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "status mismatches: {} ({})",
+        stats.mismatch,
+        pct(stats.mismatch, stats.replayed)
+    );
+    let mut kinds: Vec<_> = stats.mismatches.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1));
+    for ((route, a, b), n) in kinds.iter().take(10) {
+        let _ = writeln!(o, "  {route:<40} {a} -> {b}   x {n}");
+    }
+    let mut routes: Vec<_> = stats.routes.iter().collect();
+    routes.sort_by(|a, b| {
+        b.1.shadow
+            .requests
+            .cmp(&a.1.shadow.requests)
+            .then(a.0.cmp(b.0))
+    });
+    let _ = writeln!(
+        o,
+        "\n{:<40} {:>8} {:>20} {:>20} {:>16}",
+        "route", "reqs", "prod p50/p99", "shadow p50/p99", "5xx prod/shadow"
+    );
+    for (name, r) in routes.iter().take(20) {
+        let pair = |h: &Histogram<u64>| {
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{}/{}",
+                    ms(h.value_at_percentile(50.0)),
+                    ms(h.value_at_percentile(99.0))
+                )
+            }
+        };
+        let _ = writeln!(
+            o,
+            "{:<40} {:>8} {:>20} {:>20} {:>16}",
+            name,
+            r.shadow.requests,
+            pair(&r.production.ttfb),
+            pair(&r.shadow.ttfb),
+            format!(
+                "{} / {}",
+                pct(r.production.status[5], r.production.requests),
+                pct(r.shadow.status[5], r.shadow.requests)
+            )
+        );
+    }
+    if let Some(l) = &stats.lateness {
+        let _ = writeln!(
+            o,
+            "\nschedule: p99 lateness {} (max {})",
+            ms(l.value_at_percentile(99.0)),
+            ms(l.max())
+        );
+    }
+    o
+}

@@ -1,0 +1,294 @@
+//! `shadowtap replay` against real shadow servers on 127.0.0.1:0 that record exactly what
+//! they receive.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// How the shadow answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// `status` with a small body, keep-alive.
+    Answer(u16),
+    /// Reads requests and never answers.
+    Silent,
+    /// Closes the connection as soon as a request arrives.
+    Reset,
+}
+
+/// A shadow that records every request it reads, byte for byte.
+struct Shadow {
+    url: String,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+fn shadow(behaviour: Behaviour) -> Shadow {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(conn) = conn else { continue };
+            let record = record.clone();
+            thread::spawn(move || serve(conn, behaviour, &record));
+        }
+    });
+    Shadow { url, seen }
+}
+
+fn serve(conn: TcpStream, behaviour: Behaviour, record: &Mutex<Vec<Vec<u8>>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut writer = conn.try_clone().expect("clone");
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut raw = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let text = String::from_utf8_lossy(&line).to_ascii_lowercase();
+            if let Some(v) = text.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            raw.extend_from_slice(&line);
+            if line == b"\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        raw.extend_from_slice(&body);
+        record.lock().expect("lock").push(raw);
+        match behaviour {
+            Behaviour::Answer(status) => {
+                let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok");
+                if writer.write_all(resp.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Behaviour::Silent => thread::sleep(Duration::from_secs(3)),
+            Behaviour::Reset => return,
+        }
+    }
+}
+
+fn replay(files: &[&str], shadow_url: &str, extra: &[&str]) -> (i32, Value, String) {
+    let mut args: Vec<String> = vec!["replay".into()];
+    args.extend(files.iter().map(|f| fixture(f)));
+    args.extend([
+        "--shadow".into(),
+        shadow_url.to_string(),
+        "--format".into(),
+        "json".into(),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(&args)
+        .output()
+        .expect("running shadowtap");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {stdout}"));
+    (
+        out.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sum(v: &Value) -> u64 {
+    v.as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
+/// seen = incomplete + filtered + dropped + replayed (DESIGN.md).
+fn assert_accounted(report: &Value) {
+    let c = &report["counts"];
+    let seen = c["seen"].as_u64().unwrap();
+    let parts = c["replayed"].as_u64().unwrap()
+        + sum(&c["filtered"])
+        + sum(&c["dropped"])
+        + sum(&c["incomplete"]);
+    assert_eq!(seen, parts, "{c}");
+}
+
+#[test]
+fn requests_arrive_byte_for_byte_with_only_the_documented_rewrites() {
+    let s = shadow(Behaviour::Answer(200));
+    let (code, report, err) = replay(&["keepalive-ethernet.pcap"], &s.url, &["--speed", "max"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["replayed"], 3);
+    let seen = s.seen.lock().unwrap().clone();
+    let authority = s.url.trim_start_matches("http://");
+    let first = String::from_utf8(seen[0].clone()).unwrap();
+    assert_eq!(
+        first,
+        format!("GET /api/users/1 HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: fixture\r\nX-Shadowtap-Replay: 1\r\n\r\n")
+    );
+    assert_accounted(&report);
+}
+
+#[test]
+fn bodies_are_sent_de_chunked_with_a_content_length() {
+    let s = shadow(Behaviour::Answer(201));
+    let (code, report, err) = replay(
+        &["chunked.pcap"],
+        &s.url,
+        &["--speed", "max", "--allow-writes", "--host-header", "keep"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["replayed"], 1, "{report}");
+    let seen = s.seen.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&seen[0]).into_owned();
+    assert!(text.contains("\r\nContent-Length: 11\r\n"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("transfer-encoding"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nHost: shop.example\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello world"), "{text}");
+}
+
+#[test]
+fn writes_are_filtered_by_default_and_every_request_is_accounted() {
+    let s = shadow(Behaviour::Answer(200));
+    let (_, report, _) = replay(
+        &["expect-continue-and-head.pcap"],
+        &s.url,
+        &["--speed", "max"],
+    );
+    // POST /upload is a write; HEAD /upload and GET /after-head are replayed.
+    assert_eq!(report["counts"]["filtered"]["method"], 1, "{report}");
+    assert_eq!(report["counts"]["replayed"], 2);
+    assert_accounted(&report);
+    let methods: Vec<String> = s
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r[..4]).into_owned())
+        .collect();
+    assert_eq!(methods, ["HEAD", "GET "]);
+}
+
+#[test]
+fn selection_flags_narrow_what_is_sent() {
+    let s = shadow(Behaviour::Answer(200));
+    let (_, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--exclude-path", "^/health"],
+    );
+    assert_eq!(report["counts"]["filtered"]["path"], 1);
+    assert_eq!(report["counts"]["replayed"], 2);
+    let (_, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--sample", "0"],
+    );
+    assert_eq!(report["counts"]["filtered"]["sample"], 3);
+    assert_accounted(&report);
+}
+
+#[test]
+fn status_differences_are_mismatches_and_5xx_are_errors() {
+    let s = shadow(Behaviour::Answer(500));
+    let (_, report, _) = replay(&["keepalive-ethernet.pcap"], &s.url, &["--speed", "max"]);
+    assert_eq!(report["mismatch"]["status"], 3);
+    assert_eq!(report["shadow"]["status"]["5xx"], 3);
+    assert_eq!(report["shadow"]["error_rate"], 1.0);
+    assert_eq!(report["production"]["error_rate"], 0.0);
+    assert_eq!(
+        report["production"]["ttfb_us"]["p50"]
+            .as_u64()
+            .map(|v| (1590..=1610).contains(&v)),
+        Some(true)
+    );
+    assert!(
+        report["shadow"]["histograms"]["ttfb"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("HISTF")),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_refused_connection_is_a_connect_error_not_a_lost_request() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &format!("http://127.0.0.1:{port}"),
+        &["--speed", "max"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(report["shadow"]["errors"]["connect"], 3, "{report}");
+    assert_eq!(report["shadow"]["requests"], 3);
+    assert_accounted(&report);
+}
+
+#[test]
+fn a_shadow_that_never_answers_times_out_into_the_histograms() {
+    let s = shadow(Behaviour::Silent);
+    let (_, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--timeout", "200ms"],
+    );
+    assert_eq!(report["shadow"]["errors"]["timeout"], 3, "{report}");
+    let max = report["shadow"]["ttfb_us"]["max"].as_u64().unwrap();
+    assert!((195_000..=205_000).contains(&max), "{max}");
+}
+
+#[test]
+fn a_shadow_that_resets_gives_reset_errors() {
+    let s = shadow(Behaviour::Reset);
+    let (_, report, _) = replay(&["keepalive-ethernet.pcap"], &s.url, &["--speed", "max"]);
+    assert_eq!(report["shadow"]["errors"]["reset"], 3, "{report}");
+}
+
+#[test]
+fn bad_replay_flags_are_usage_errors() {
+    for extra in [
+        ["--speed", "fast"],
+        ["--timeout", "5 parsecs"],
+        ["--sample", "150"],
+    ] {
+        let mut args = vec![
+            "replay".to_string(),
+            fixture("keepalive-ethernet.pcap"),
+            "--shadow".into(),
+            "http://127.0.0.1:9".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
