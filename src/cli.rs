@@ -118,6 +118,15 @@ pub struct ReplayArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
+
+    /// Write one JSON line per replayed exchange (both sides' status and timings) here.
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+
+    /// Exit with 3 when a threshold is crossed, for example
+    /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
+    #[arg(long, value_name = "CONDITIONS")]
+    pub fail_if: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -70,6 +70,8 @@ pub struct ReplaySettings {
     pub allow_production_target: bool,
     pub format: ReportFormat,
     pub report_json: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub fail_if: Vec<crate::replay::gate::Condition>,
     pub limits: Limits,
 }
 
@@ -188,6 +190,11 @@ impl ReplaySettings {
             allow_production_target: args.allow_production_target,
             format: args.format,
             report_json: args.report_json,
+            log: args.log,
+            fail_if: match &args.fail_if {
+                Some(text) => crate::replay::gate::parse(text)?,
+                None => Vec::new(),
+            },
             limits: Limits::default(),
         })
     }

@@ -16,6 +16,8 @@ pub enum Status {
     /// Bad usage, or an input that could not be read as a capture (the others were still
     /// processed), or missing capture privilege.
     BadInput,
+    /// A `--fail-if` threshold was crossed.
+    Threshold,
 }
 
 impl Status {
@@ -24,6 +26,7 @@ impl Status {
             Status::Success => 0,
             Status::Failure => 1,
             Status::BadInput => 2,
+            Status::Threshold => 3,
         }
     }
 }

@@ -8,11 +8,13 @@
 //! cannot hide latency (no coordinated omission).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
@@ -21,10 +23,12 @@ use crate::cli::ReportFormat;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::{FlowId, Reassembler};
-use crate::replay::client::Pool;
+use crate::replay::client::{Answer, Failure, Pool};
+use crate::replay::gate;
 use crate::replay::request;
 use crate::replay::select::{path_of, Skip};
 use crate::replay::stats::{route, Stats};
+use crate::report::redact::redact_target;
 use crate::report::replay as render;
 use crate::settings::{ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -59,8 +63,41 @@ fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<Stri
     errors
 }
 
+/// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
+type Log = Arc<Mutex<Option<BufWriter<File>>>>;
+
+fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failure>) {
+    let Ok(mut guard) = log.lock() else {
+        return;
+    };
+    let Some(w) = guard.as_mut() else {
+        return;
+    };
+    // What replay writes is redacted (DESIGN.md "Redaction").
+    let uri = redact_target(&ex.request.target);
+    let line = json!({
+        "ts": ex.request.first_ts.to_string().parse::<f64>().unwrap_or(0.0),
+        "method": ex.request.method,
+        "uri": String::from_utf8_lossy(&uri),
+        "route": route,
+        "production": {
+            "status": ex.response.as_ref().map(|r| r.status),
+            "ttfb_us": ex.ttfb_us(),
+            "total_us": ex.total_us(),
+        },
+        "shadow": match answer {
+            Ok(a) => json!({"status": a.status, "ttfb_us": a.ttfb.as_micros() as u64, "total_us": a.total.as_micros() as u64, "error": null}),
+            Err(f) => json!({"status": null, "ttfb_us": null, "total_us": null, "error": f.name()}),
+        },
+    });
+    if writeln!(w, "{line}").is_err() {
+        // A full disk stops the log, not the replay.
+        *guard = None;
+    }
+}
+
 /// Sends the selected exchanges to the shadow and gathers the statistics.
-async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>) -> Stats {
+async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, log: Log) -> Stats {
     let stats = Arc::new(Mutex::new(Stats::default()));
     let pool = Arc::new(Pool::new(settings.shadow, settings.concurrency));
     let permits = Arc::new(Semaphore::new(settings.concurrency));
@@ -105,7 +142,7 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>) -
         let wire = bytes.clone();
         let (done_tx, done_rx) = oneshot::channel();
         let before = last_of_flow.insert(ex.flow, done_rx);
-        let (pool, stats) = (pool.clone(), stats.clone());
+        let (pool, stats, log) = (pool.clone(), stats.clone(), log.clone());
         tasks.spawn(async move {
             if let Some(prev) = before {
                 let _ = prev.await;
@@ -117,6 +154,7 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>) -
                 .as_ref()
                 .map(|r| (r.status, ex.ttfb_us().unwrap_or(0), ex.total_us()));
             let name = route(&ex.request.method, path_of(&ex.request.target));
+            log_line(&log, &ex, &name, &answer);
             if let Ok(mut s) = stats.lock() {
                 s.replayed(&name, production, answer, timeout);
             }
@@ -142,10 +180,17 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let log_file = match &settings.log {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let log: Log = Arc::new(Mutex::new(log_file));
     let (tx, rx) = mpsc::channel(QUEUE);
     let (stats, errors) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_files(settings, tx));
-        let stats = runtime.block_on(dispatch(settings, rx));
+        let stats = runtime.block_on(dispatch(settings, rx, log.clone()));
         (
             stats,
             reader
@@ -156,7 +201,19 @@ pub fn run(
     for e in &errors {
         writeln!(err, "shadowtap: error: {e}")?;
     }
-    let report = render::json(&stats);
+    if let Ok(mut guard) = log.lock() {
+        if let Some(w) = guard.as_mut() {
+            w.flush().context("writing the log")?;
+        }
+    }
+    let mut report = render::json(&stats);
+    let verdicts = gate::evaluate(&settings.fail_if, &report);
+    if !verdicts.is_empty() {
+        report["fail_if"] = json!(verdicts
+            .iter()
+            .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
+            .collect::<Vec<_>>());
+    }
     if let Some(path) = &settings.report_json {
         let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -175,11 +232,22 @@ pub fn run(
                 settings.shadow_authority
             );
             write!(out, "{}", render::text(&stats, &title))?;
+            for v in &verdicts {
+                let mark = if v.crossed { "CROSSED" } else { "ok" };
+                writeln!(
+                    out,
+                    "fail-if {}: {} ({} vs {})",
+                    v.condition, mark, v.left, v.right
+                )?;
+            }
         }
     }
-    Ok(if errors.is_empty() {
-        Status::Success
-    } else {
+    // A runtime failure (unreadable input) takes precedence over a crossed threshold.
+    Ok(if !errors.is_empty() {
         Status::BadInput
+    } else if verdicts.iter().any(|v| v.crossed) {
+        Status::Threshold
+    } else {
+        Status::Success
     })
 }

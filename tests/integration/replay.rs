@@ -292,3 +292,54 @@ fn bad_replay_flags_are_usage_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn fail_if_turns_a_crossed_threshold_into_exit_3() {
+    let s = shadow(Behaviour::Answer(500));
+    let (code, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--fail-if", "shadow.error_rate>0.01"],
+    );
+    assert_eq!(code, 3);
+    assert_eq!(report["fail_if"][0]["crossed"], true, "{report}");
+    let ok = shadow(Behaviour::Answer(200));
+    let (code, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &ok.url,
+        &[
+            "--speed",
+            "max",
+            "--fail-if",
+            "shadow.error_rate>0.01,mismatch.status>0",
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn log_has_one_line_per_replayed_exchange_with_both_sides() {
+    let s = shadow(Behaviour::Answer(404));
+    let dir = std::env::temp_dir().join(format!("shadowtap-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("replay.jsonl");
+    let (code, _, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--log", log.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["production"]["status"] == 200 && l["shadow"]["status"] == 404),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
