@@ -19,6 +19,23 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Replay the captured requests to a shadow deployment and compare it with production.
     Replay(Box<ReplayArgs>),
+    /// Render saved JSON reports; several are merged exactly (histograms merged, not averaged).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// JSON reports written by `replay --report-json` (or `report --format json`).
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

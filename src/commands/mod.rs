@@ -3,6 +3,7 @@
 
 pub mod inspect;
 pub mod replay;
+pub mod report;
 
 use crate::cli::{Cli, Command};
 
@@ -50,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             };
             replay::run(&settings, &mut stdout.lock(), &mut stderr.lock())
         }
+        Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
     }
 }

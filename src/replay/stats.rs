@@ -28,7 +28,7 @@ pub struct Side {
     pub requests: u64,
     /// Responses by class: index 1 = 1xx ... 5 = 5xx.
     pub status: [u64; 6],
-    pub errors: BTreeMap<&'static str, u64>,
+    pub errors: BTreeMap<String, u64>,
     pub ttfb: Histogram<u64>,
     pub total: Histogram<u64>,
 }
@@ -76,7 +76,7 @@ pub struct Stats {
     pub seen: u64,
     pub replayed: u64,
     /// Requests not replayed, by category (`incomplete`, `filtered`, `dropped`) and reason.
-    pub skipped: BTreeMap<(&'static str, &'static str), u64>,
+    pub skipped: BTreeMap<(String, String), u64>,
     pub production: Side,
     pub shadow: Side,
     pub mismatch: u64,
@@ -92,13 +92,16 @@ impl Stats {
         self.seen += 1;
         *self
             .skipped
-            .entry((why.category(), why.name()))
+            .entry((why.category().into(), why.name().into()))
             .or_default() += 1;
     }
 
     pub fn dropped(&mut self, reason: &'static str) {
         self.seen += 1;
-        *self.skipped.entry(("dropped", reason)).or_default() += 1;
+        *self
+            .skipped
+            .entry(("dropped".into(), reason.into()))
+            .or_default() += 1;
     }
 
     pub fn late(&mut self, by: Duration) {
@@ -143,7 +146,7 @@ impl Stats {
                     Side::latency(&mut side.total, a.total.as_micros() as u64);
                 }
                 Err(f) => {
-                    *side.errors.entry(f.name()).or_default() += 1;
+                    *side.errors.entry(f.name().into()).or_default() += 1;
                     if f == Failure::Timeout {
                         let us = timeout.as_micros() as u64;
                         Side::latency(&mut side.ttfb, us);
@@ -165,6 +168,57 @@ impl Stats {
             }
         }
         self.routes.insert(key.to_string(), route_stats);
+    }
+}
+
+impl Side {
+    fn merge(&mut self, other: &Side) {
+        self.requests += other.requests;
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a += b;
+        }
+        for (k, n) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+        // Same bounds on every side, so adding cannot fail; saturate anyway.
+        let _ = self.ttfb.add(&other.ttfb);
+        let _ = self.total.add(&other.total);
+    }
+}
+
+impl Stats {
+    /// Adds another run's figures: counts add up and histograms merge losslessly, so the
+    /// merge of two reports equals the report of the combined run.
+    pub fn merge(&mut self, other: &Stats) {
+        self.seen += other.seen;
+        self.replayed += other.replayed;
+        for (k, n) in &other.skipped {
+            *self.skipped.entry(k.clone()).or_default() += n;
+        }
+        self.production.merge(&other.production);
+        self.shadow.merge(&other.shadow);
+        self.mismatch += other.mismatch;
+        for (k, n) in &other.mismatches {
+            *self.mismatches.entry(k.clone()).or_default() += n;
+        }
+        for (name, r) in &other.routes {
+            let key = if self.routes.len() < MAX_ROUTES || self.routes.contains_key(name) {
+                name.as_str()
+            } else {
+                "other"
+            };
+            let mine = self.routes.entry(key.to_string()).or_default();
+            mine.production.merge(&r.production);
+            mine.shadow.merge(&r.shadow);
+            mine.mismatch += r.mismatch;
+        }
+        match (&mut self.lateness, &other.lateness) {
+            (Some(a), Some(b)) => {
+                let _ = a.add(b);
+            }
+            (None, Some(b)) => self.lateness = Some(b.clone()),
+            _ => {}
+        }
     }
 }
 

@@ -7,7 +7,10 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
-use crate::replay::stats::{Side, Stats};
+use anyhow::{anyhow, bail, Context as _};
+use hdrhistogram::serialization::Deserializer;
+
+use crate::replay::stats::{Route, Side, Stats};
 
 /// The percentiles reported, with their JSON keys and text labels.
 const PERCENTILES: &[(&str, &str, f64)] = &[
@@ -74,7 +77,7 @@ fn side_json(side: &Side, with_errors: bool) -> Value {
 pub fn json(stats: &Stats) -> Value {
     let mut counts = json!({"seen": stats.seen, "replayed": stats.replayed, "filtered": {}, "dropped": {}, "incomplete": {}});
     for ((category, reason), n) in &stats.skipped {
-        counts[*category][*reason] = json!(n);
+        counts[category.as_str()][reason.as_str()] = json!(n);
     }
     let mut routes: Vec<(&String, _)> = stats.routes.iter().collect();
     routes.sort_by(|a, b| {
@@ -89,13 +92,19 @@ pub fn json(stats: &Stats) -> Value {
         "production": side_json(&stats.production, false),
         "shadow": side_json(&stats.shadow, true),
         "mismatch": {"status": stats.mismatch},
+        "mismatches": stats.mismatches.iter().map(|((route, p, sh), n)| json!({
+            "route": route, "production": p, "shadow": sh, "count": n,
+        })).collect::<Vec<_>>(),
         "routes": routes.iter().map(|(name, r)| json!({
             "route": name,
             "production": side_json(&r.production, false),
             "shadow": side_json(&r.shadow, true),
             "mismatch": {"status": r.mismatch},
         })).collect::<Vec<_>>(),
-        "schedule": {"lateness_us": stats.lateness.as_ref().map_or(Value::Null, quantiles)},
+        "schedule": {
+            "lateness_us": stats.lateness.as_ref().map_or(Value::Null, quantiles),
+            "histogram": stats.lateness.as_ref().map_or(Value::Null, |h| json!(serialized(h))),
+        },
     })
 }
 
@@ -286,4 +295,89 @@ pub fn text(stats: &Stats, title: &str) -> String {
         );
     }
     o
+}
+
+fn histogram_from(text: Option<&str>) -> anyhow::Result<Histogram<u64>> {
+    let text = text.ok_or_else(|| anyhow!("a histogram is missing"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .context("a histogram is not base64")?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow!("a histogram does not decode: {e:?}"))
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn side_from(v: &Value) -> anyhow::Result<Side> {
+    let mut side = Side {
+        requests: count(&v["requests"]),
+        ..Side::default()
+    };
+    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        side.status[i + 1] = count(&v["status"][class]);
+    }
+    if let Some(errors) = v["errors"].as_object() {
+        for (k, n) in errors {
+            if count(n) > 0 {
+                side.errors.insert(k.clone(), count(n));
+            }
+        }
+    }
+    side.ttfb = histogram_from(v["histograms"]["ttfb"].as_str())?;
+    side.total = histogram_from(v["histograms"]["total"].as_str())?;
+    Ok(side)
+}
+
+/// Reads a saved JSON report back (for `shadowtap report`).
+pub fn from_json(v: &Value) -> anyhow::Result<Stats> {
+    if v["version"].as_u64() != Some(1) {
+        bail!("not a shadowtap report (version 1 expected)");
+    }
+    let mut stats = Stats {
+        seen: count(&v["counts"]["seen"]),
+        replayed: count(&v["counts"]["replayed"]),
+        ..Stats::default()
+    };
+    for category in ["filtered", "dropped", "incomplete"] {
+        if let Some(m) = v["counts"][category].as_object() {
+            for (reason, n) in m {
+                stats
+                    .skipped
+                    .insert((category.to_string(), reason.clone()), count(n));
+            }
+        }
+    }
+    stats.production = side_from(&v["production"]).context("production")?;
+    stats.shadow = side_from(&v["shadow"]).context("shadow")?;
+    stats.mismatch = count(&v["mismatch"]["status"]);
+    for m in v["mismatches"].as_array().into_iter().flatten() {
+        let (Some(route), Some(p), Some(s)) = (
+            m["route"].as_str(),
+            m["production"].as_u64(),
+            m["shadow"].as_u64(),
+        ) else {
+            continue;
+        };
+        stats
+            .mismatches
+            .insert((route.to_string(), p as u16, s as u16), count(&m["count"]));
+    }
+    for r in v["routes"].as_array().into_iter().flatten() {
+        let name = r["route"]
+            .as_str()
+            .ok_or_else(|| anyhow!("a route has no name"))?;
+        let route = Route {
+            production: side_from(&r["production"]).with_context(|| format!("route {name}"))?,
+            shadow: side_from(&r["shadow"]).with_context(|| format!("route {name}"))?,
+            mismatch: count(&r["mismatch"]["status"]),
+        };
+        stats.routes.insert(name.to_string(), route);
+    }
+    if let Some(h) = v["schedule"]["histogram"].as_str() {
+        stats.lateness = Some(histogram_from(Some(h))?);
+    }
+    Ok(stats)
 }

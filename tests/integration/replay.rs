@@ -343,3 +343,76 @@ fn log_has_one_line_per_replayed_exchange_with_both_sides() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The parts of a report that do not depend on the shadow's timing.
+fn deterministic(r: &Value) -> Value {
+    let mut routes: Vec<Value> = r["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            serde_json::json!([
+                x["route"],
+                x["shadow"]["requests"],
+                x["production"]["ttfb_us"],
+                x["production"]["histograms"]
+            ])
+        })
+        .collect();
+    routes.sort_by_key(|v| v.to_string());
+    serde_json::json!({
+        "counts": r["counts"],
+        "production": r["production"],
+        "shadow": [r["shadow"]["requests"], r["shadow"]["status"], r["shadow"]["errors"]],
+        "mismatch": r["mismatch"],
+        "routes": routes,
+    })
+}
+
+#[test]
+fn report_merges_saved_reports_into_the_combined_run() {
+    let s = shadow(Behaviour::Answer(200));
+    let dir = std::env::temp_dir().join(format!("shadowtap-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let (a, b) = (path("a.json"), path("b.json"));
+    replay(
+        &["merge-a.pcap"],
+        &s.url,
+        &["--speed", "max", "--report-json", &a],
+    );
+    replay(
+        &["merge-b.pcap"],
+        &s.url,
+        &["--speed", "max", "--report-json", &b],
+    );
+    let (_, combined, _) = replay(
+        &["merge-a.pcap", "merge-b.pcap"],
+        &s.url,
+        &["--speed", "max"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["report", &a, &b, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(deterministic(&merged), deterministic(&combined));
+    assert_eq!(merged["shadow"]["requests"], 6);
+    let text = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["report", &a])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ttfb p99"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["report", &fixture("pipelined.pcap")])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

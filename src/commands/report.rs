@@ -1,0 +1,52 @@
+//! `shadowtap report`: render saved JSON reports, merging several (counts add up, histograms
+//! merge losslessly), which is how reports from many nodes become one.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::commands::Status;
+use crate::replay::stats::Stats;
+use crate::report::replay as render;
+
+pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+    let mut merged = Stats::default();
+    let mut status = Status::Success;
+    let mut read = 0;
+    for path in &args.files {
+        let parsed = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                serde_json::from_slice::<serde_json::Value>(&bytes).map_err(anyhow::Error::from)
+            })
+            .and_then(|v| render::from_json(&v));
+        match parsed {
+            Ok(stats) => {
+                merged.merge(&stats);
+                read += 1;
+            }
+            Err(e) => {
+                writeln!(err, "shadowtap: error: {}: {e:#}", path.display())?;
+                status = Status::BadInput;
+            }
+        }
+    }
+    if read == 0 {
+        return Ok(status);
+    }
+    let text = match args.format {
+        ReportFormat::Json => serde_json::to_string_pretty(&render::json(&merged))? + "\n",
+        ReportFormat::Text => {
+            let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+            render::text(&merged, &format!("shadowtap report  {}", names.join(" ")))
+        }
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(status)
+}
