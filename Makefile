@@ -1,8 +1,8 @@
-# Quick start: `make demo` runs shadowtap on a bundled capture; `make test` runs every test.
+# Quick start: `make demo` replays a bundled capture against an embedded shadow and prints the
+# comparison report; `make test` runs every test.
 # Both first make sure the system's libpcap is there (the `pcap` crate links against it).
 
 CARGO ?= cargo
-DEMO_CAPTURE ?= tests/fixtures/pipelined.pcap
 
 .PHONY: deps demo test check corpus
 
@@ -18,7 +18,7 @@ deps:
 	fi
 
 demo: deps
-	$(CARGO) run --release --quiet -- inspect $(DEMO_CAPTURE)
+	$(CARGO) run --release --quiet -- demo
 
 test: deps
 	$(CARGO) test

@@ -19,6 +19,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Replay the captured requests to a shadow deployment and compare it with production.
     Replay(Box<ReplayArgs>),
+    /// Replay a bundled capture against an embedded shadow with regressions, and show the report.
+    Demo,
     /// Render saved JSON reports; several are merged exactly (histograms merged, not averaged).
     Report(ReportArgs),
 }

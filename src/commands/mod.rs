@@ -1,6 +1,7 @@
 //! One file per subcommand: the only place that wires stages together, opens files and
 //! decides exit codes. Uses `anyhow` for errors with context.
 
+pub mod demo;
 pub mod inspect;
 pub mod replay;
 pub mod report;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             };
             replay::run(&settings, &mut stdout.lock(), &mut stderr.lock())
         }
+        Command::Demo => demo::run(&mut stdout.lock(), &mut stderr.lock()),
         Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
     }
 }

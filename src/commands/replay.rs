@@ -7,7 +7,8 @@
 //! its lateness against it is recorded apart from the shadow's latency, so a slow shadow
 //! cannot hide latency (no coordinated omission).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,62 @@ fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<Stri
     errors
 }
 
+/// Capture time an exchange may be held to put requests back in the order they were sent
+/// (exchanges complete in response order; a request whose response was slow comes late).
+const REORDER_NS: i64 = 2_000_000_000;
+/// Exchanges held for reordering at most.
+const REORDER_MAX: usize = 10_000;
+
+/// Exchanges in the order of their requests' first bytes, within a bounded window.
+#[derive(Default)]
+struct Reorder {
+    heap: BinaryHeap<Reverse<Held>>,
+    newest: Option<Timestamp>,
+    seq: u64,
+}
+
+struct Held(Timestamp, u64, Box<Exchange>);
+
+impl PartialEq for Held {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(o.0, o.1))
+    }
+}
+
+impl Reorder {
+    fn push(&mut self, ex: Exchange) {
+        let ts = ex.request.first_ts;
+        self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
+        self.seq += 1;
+        self.heap.push(Reverse(Held(ts, self.seq, Box::new(ex))));
+    }
+
+    /// The oldest exchange, once nothing older can still arrive.
+    fn pop_ready(&mut self) -> Option<Exchange> {
+        let Reverse(Held(ts, _, _)) = self.heap.peek()?;
+        let newest = self.newest?;
+        if self.heap.len() > REORDER_MAX || newest.nanos().saturating_sub(ts.nanos()) > REORDER_NS {
+            return self.pop_any();
+        }
+        None
+    }
+
+    fn pop_any(&mut self) -> Option<Exchange> {
+        self.heap.pop().map(|Reverse(Held(_, _, ex))| *ex)
+    }
+}
+
 /// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
 type Log = Arc<Mutex<Option<BufWriter<File>>>>;
 
@@ -107,7 +164,21 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, l
     let mut first_ts: Option<Timestamp> = None;
     let mut bytes = Vec::new();
     let timeout = settings.timeout;
-    while let Some(ex) = rx.recv().await {
+    let mut window = Reorder::default();
+    loop {
+        let ex = match window.pop_ready() {
+            Some(ex) => ex,
+            None => match rx.recv().await {
+                Some(ex) => {
+                    window.push(ex);
+                    continue;
+                }
+                None => match window.pop_any() {
+                    Some(ex) => ex,
+                    None => break,
+                },
+            },
+        };
         while tasks.try_join_next().is_some() {}
         let verdict = settings.selection.check(&ex).and_then(|()| {
             if !settings.allow_production_target && ex.server == settings.shadow {

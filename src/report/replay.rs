@@ -109,7 +109,9 @@ pub fn json(stats: &Stats) -> Value {
 }
 
 fn ms(us: u64) -> String {
-    if us >= 1_000_000 {
+    if us < 1000 {
+        format!("{us} us")
+    } else if us >= 1_000_000 {
         format!("{:.2} s", us as f64 / 1e6)
     } else {
         format!("{:.1} ms", us as f64 / 1e3)

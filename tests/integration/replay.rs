@@ -416,3 +416,36 @@ fn report_merges_saved_reports_into_the_combined_run() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn demo_shows_the_three_regressions_of_its_embedded_shadow() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("800 seen"), "{text}");
+    let mismatch = |route: &str, change: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(route) && l.contains(change))
+    };
+    assert!(mismatch("GET /api/cart", "200 -> 404"), "{text}");
+    assert!(mismatch("GET /api/users/{id}", "200 -> 500"), "{text}");
+    // The slow route: its shadow p50 is at least the 15 ms the shadow adds.
+    let orders = text
+        .lines()
+        .find(|l| l.starts_with("GET /api/orders/{id}") && l.contains('/'))
+        .unwrap();
+    let shadow_p50: f64 = orders
+        .split_whitespace()
+        .nth(6)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(shadow_p50 >= 15.0, "{orders}");
+}
