@@ -72,6 +72,8 @@ pub struct ReplaySettings {
     pub report_json: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub fail_if: Vec<crate::replay::gate::Condition>,
+    /// What the report calls the input (the file names when None).
+    pub title: Option<String>,
     pub limits: Limits,
 }
 
@@ -195,6 +197,7 @@ impl ReplaySettings {
                 Some(text) => crate::replay::gate::parse(text)?,
                 None => Vec::new(),
             },
+            title: None,
             limits: Limits::default(),
         })
     }

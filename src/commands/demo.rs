@@ -162,6 +162,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         report_json: None,
         log: None,
         fail_if: Vec::new(),
+        title: Some(format!("demo capture ({SPEED}x)")),
         limits: Limits::default(),
     };
     let status = replay::run(&settings, out, err);

@@ -8,7 +8,7 @@
 //! cannot hide latency (no coordinated omission).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,8 @@ fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<Stri
 /// Capture time an exchange may be held to put requests back in the order they were sent
 /// (exchanges complete in response order; a request whose response was slow comes late).
 const REORDER_NS: i64 = 2_000_000_000;
+/// Server addresses remembered for the production-target check.
+const MAX_SERVERS: usize = 65_536;
 /// Exchanges held for reordering at most.
 const REORDER_MAX: usize = 10_000;
 
@@ -165,6 +167,8 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, l
     let mut bytes = Vec::new();
     let timeout = settings.timeout;
     let mut window = Reorder::default();
+    // Every server address seen in the capture: the shadow must not be one of them.
+    let mut servers: HashSet<std::net::SocketAddr> = HashSet::new();
     loop {
         let ex = match window.pop_ready() {
             Some(ex) => ex,
@@ -180,8 +184,11 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, l
             },
         };
         while tasks.try_join_next().is_some() {}
+        if servers.len() < MAX_SERVERS {
+            servers.insert(ex.server);
+        }
         let verdict = settings.selection.check(&ex).and_then(|()| {
-            if !settings.allow_production_target && ex.server == settings.shadow {
+            if !settings.allow_production_target && servers.contains(&settings.shadow) {
                 Err(Skip::ProductionTarget)
             } else {
                 Ok(())
@@ -299,7 +306,7 @@ pub fn run(
                 .collect();
             let title = format!(
                 "shadowtap replay  {} -> http://{}",
-                files.join(" "),
+                settings.title.clone().unwrap_or_else(|| files.join(" ")),
                 settings.shadow_authority
             );
             write!(out, "{}", render::text(&stats, &title))?;

@@ -449,3 +449,20 @@ fn demo_shows_the_three_regressions_of_its_embedded_shadow() {
         .unwrap();
     assert!(shadow_p50 >= 15.0, "{orders}");
 }
+
+#[test]
+fn production_is_never_a_shadow() {
+    // 10.0.0.2:80 is the server in the capture: nothing may be sent there.
+    let (code, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        "http://10.0.0.2:80",
+        &["--speed", "max", "--timeout", "200ms"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        report["counts"]["filtered"]["production_target"], 3,
+        "{report}"
+    );
+    assert_eq!(report["counts"]["replayed"], 0);
+    assert_accounted(&report);
+}
