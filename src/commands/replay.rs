@@ -279,6 +279,13 @@ pub fn run(
     for e in &errors {
         writeln!(err, "shadowtap: error: {e}")?;
     }
+    if let Some(n) = stats.skipped.get(&("filtered".to_string(), "production_target".to_string())) {
+        writeln!(
+            err,
+            "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
+            settings.shadow
+        )?;
+    }
     if let Ok(mut guard) = log.lock() {
         if let Some(w) = guard.as_mut() {
             w.flush().context("writing the log")?;
