@@ -77,9 +77,17 @@ pub struct ReplayArgs {
     #[arg(required = true, value_name = "PCAP")]
     pub files: Vec<PathBuf>,
 
-    /// Where to send the requests: `http://HOST:PORT` (the shadow deployment).
+    /// Where to send the requests: `http://HOST[:PORT]` or `https://HOST[:PORT]` (the shadow).
     #[arg(long, value_name = "URL")]
     pub shadow: String,
+
+    /// Also trust the CA certificates in this PEM file for an `https://` shadow.
+    #[arg(long, value_name = "FILE")]
+    pub shadow_ca: Option<PathBuf>,
+
+    /// Do not verify an `https://` shadow's certificate.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Also replay this method (repeatable); only GET, HEAD and OPTIONS are replayed otherwise.
     #[arg(long = "allow-method", value_name = "METHOD")]

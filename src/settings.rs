@@ -62,6 +62,8 @@ pub struct ReplaySettings {
     /// The shadow's address and the authority written as Host by default.
     pub shadow: SocketAddr,
     pub shadow_authority: String,
+    /// TLS for an `https://` shadow.
+    pub tls: Option<crate::replay::tls::Tls>,
     pub selection: Selection,
     pub rewrites: Rewrites,
     pub speed: Speed,
@@ -102,12 +104,16 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 
 impl ReplaySettings {
     pub fn from_args(args: ReplayArgs) -> anyhow::Result<Self> {
-        let rest = args.shadow.strip_prefix("http://").ok_or_else(|| {
-            anyhow!(
-                "--shadow {:?}: only http:// shadows are supported",
+        let (https, rest) = if let Some(r) = args.shadow.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = args.shadow.strip_prefix("http://") {
+            (false, r)
+        } else {
+            bail!(
+                "--shadow {:?}: use http://HOST[:PORT] or https://HOST[:PORT]",
                 args.shadow
-            )
-        })?;
+            );
+        };
         let authority = rest.split('/').next().unwrap_or_default().to_string();
         if authority.is_empty() {
             bail!("--shadow {:?}: no host", args.shadow);
@@ -119,7 +125,7 @@ impl ReplaySettings {
         {
             authority.clone()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if https { 443 } else { 80 })
         };
         let shadow = with_port
             .to_socket_addrs()
@@ -179,6 +185,19 @@ impl ReplaySettings {
         Ok(ReplaySettings {
             files: args.files,
             shadow,
+            tls: if https {
+                let host = authority
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.parse::<u16>().is_ok())
+                    .map_or(authority.as_str(), |(h, _)| h);
+                Some(crate::replay::tls::config(
+                    host,
+                    args.shadow_ca.as_deref(),
+                    args.insecure,
+                )?)
+            } else {
+                None
+            },
             shadow_authority: authority,
             selection,
             rewrites: Rewrites {

@@ -145,6 +145,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         files: vec![path.clone()],
         shadow,
         shadow_authority: shadow.to_string(),
+        tls: None,
         selection: Selection {
             sample_percent: 100.0,
             ..Selection::default()

@@ -156,9 +156,17 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
 }
 
 /// Sends the selected exchanges to the shadow and gathers the statistics.
-async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, log: Log) -> Stats {
+async fn dispatch(
+    settings: &ReplaySettings,
+    mut rx: mpsc::Receiver<Exchange>,
+    log: Log,
+) -> (Stats, Option<String>) {
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let pool = Arc::new(Pool::new(settings.shadow, settings.concurrency));
+    let pool = Arc::new(Pool::new(
+        settings.shadow,
+        settings.tls.clone(),
+        settings.concurrency,
+    ));
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
     let mut last_of_flow: HashMap<FlowId, oneshot::Receiver<()>> = HashMap::new();
@@ -241,10 +249,12 @@ async fn dispatch(settings: &ReplaySettings, mut rx: mpsc::Receiver<Exchange>, l
         });
     }
     while tasks.join_next().await.is_some() {}
-    Arc::try_unwrap(stats)
+    let tls_error = pool.tls_error.lock().ok().and_then(|e| e.clone());
+    let stats = Arc::try_unwrap(stats)
         .ok()
         .and_then(|m| m.into_inner().ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (stats, tls_error)
 }
 
 /// Runs `replay`: the report goes to `out`, errors to `err`.
@@ -266,7 +276,7 @@ pub fn run(
     };
     let log: Log = Arc::new(Mutex::new(log_file));
     let (tx, rx) = mpsc::channel(QUEUE);
-    let (stats, errors) = std::thread::scope(|scope| {
+    let ((stats, tls_error), errors) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_files(settings, tx));
         let stats = runtime.block_on(dispatch(settings, rx, log.clone()));
         (
@@ -279,7 +289,13 @@ pub fn run(
     for e in &errors {
         writeln!(err, "shadowtap: error: {e}")?;
     }
-    if let Some(n) = stats.skipped.get(&("filtered".to_string(), "production_target".to_string())) {
+    if let Some(e) = tls_error {
+        writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
+    }
+    if let Some(n) = stats
+        .skipped
+        .get(&("filtered".to_string(), "production_target".to_string()))
+    {
         writeln!(
             err,
             "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",

@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 client over tokio `TcpStream`: writes a prepared request byte for byte,
+//! A small HTTP/1.1 client over tokio `TcpStream` (and rustls for `https://`): writes a prepared request byte for byte,
 //! reads the response with the project's own framing, and times both from a monotonic clock.
 //!
 //! Why not reqwest: its URL type normalises targets (dot segments, escapes, no `*`), its
@@ -10,10 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::http1::chunked::Chunked;
+use crate::replay::tls::Tls;
+
+/// A connection to the shadow: plain TCP or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Conn = Box<dyn Io>;
 
 /// Largest response head read (RELIABILITY.md section 4).
 const MAX_HEAD: usize = 64 * 1024;
@@ -67,24 +73,49 @@ fn classify(e: &io::Error) -> Failure {
 /// Idle keep-alive connections to one shadow, at most `max_idle` kept.
 pub struct Pool {
     addr: SocketAddr,
-    idle: Mutex<Vec<TcpStream>>,
+    tls: Option<Tls>,
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
+    /// The first TLS handshake error, for a one-line warning at the end.
+    pub tls_error: Mutex<Option<String>>,
 }
 
 impl Pool {
-    pub fn new(addr: SocketAddr, max_idle: usize) -> Pool {
+    pub fn new(addr: SocketAddr, tls: Option<Tls>, max_idle: usize) -> Pool {
         Pool {
             addr,
+            tls,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            tls_error: Mutex::new(None),
         }
     }
 
-    fn take(&self) -> Option<TcpStream> {
+    fn take(&self) -> Option<Conn> {
         self.idle.lock().ok()?.pop()
     }
 
-    fn give_back(&self, conn: TcpStream) {
+    async fn connect(&self) -> Result<Conn, Failure> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        match connector.connect(tls.name.clone(), tcp).await {
+            Ok(stream) => Ok(Box::new(stream)),
+            Err(e) => {
+                if let Ok(mut first) = self.tls_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+                Err(Failure::Connect)
+            }
+        }
+    }
+
+    fn give_back(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < self.max_idle {
                 idle.push(conn);
@@ -132,19 +163,13 @@ impl Pool {
     #[allow(clippy::type_complexity, reason = "a private helper's pair of results")]
     async fn once(
         &self,
-        conn: Option<TcpStream>,
+        conn: Option<Conn>,
         request: &[u8],
         head: bool,
-    ) -> Result<(Answer, Option<TcpStream>), (Failure, bool)> {
+    ) -> Result<(Answer, Option<Conn>), (Failure, bool)> {
         let mut conn = match conn {
             Some(c) => c,
-            None => {
-                let c = TcpStream::connect(self.addr)
-                    .await
-                    .map_err(|_| (Failure::Connect, false))?;
-                let _ = c.set_nodelay(true);
-                c
-            }
+            None => self.connect().await.map_err(|f| (f, false))?,
         };
         let t0 = Instant::now();
         conn.write_all(request)
@@ -195,7 +220,7 @@ impl Pool {
     }
 }
 
-async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_more(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<usize> {
     let len = buf.len();
     buf.resize(len + READ_CHUNK, 0);
     let n = conn.read(&mut buf[len..]).await;
@@ -261,11 +286,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
 
 /// Reads (and discards) the body; returns its decoded length and whether the connection can
 /// be reused.
-async fn read_body(
-    conn: &mut TcpStream,
-    mut buf: Vec<u8>,
-    framing: Framing,
-) -> io::Result<(u64, bool)> {
+async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::Result<(u64, bool)> {
     match framing {
         Framing::None => Ok((0, buf.is_empty())),
         Framing::Length(n) => {

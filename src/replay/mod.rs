@@ -10,3 +10,4 @@ pub mod gate;
 pub mod request;
 pub mod select;
 pub mod stats;
+pub mod tls;

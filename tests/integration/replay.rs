@@ -591,3 +591,79 @@ fn reports_match_the_published_schema() {
     );
     assert!(errors.len() >= 3, "{errors:?}");
 }
+
+/// An `https://localhost` shadow with a fresh self-signed certificate; returns its URL and the
+/// certificate's PEM file.
+fn tls_shadow(dir: &std::path::Path) -> (String, PathBuf) {
+    use std::sync::Arc as StdArc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = dir.join("shadow-ca.pem");
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let provider = StdArc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let config = StdArc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for tcp in listener.incoming().take(32).flatten() {
+            let config = config.clone();
+            thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if tls
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntls")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (format!("https://localhost:{port}"), pem)
+}
+
+#[test]
+fn https_shadows_are_verified_against_the_given_ca() {
+    let dir = std::env::temp_dir().join(format!("shadowtap-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (url, pem) = tls_shadow(&dir);
+    let (code, report, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &url,
+        &["--speed", "max", "--shadow-ca", pem.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
+    // Unknown CA: refused, counted, and said once.
+    let (_, report, err) = replay(&["keepalive-ethernet.pcap"], &url, &["--speed", "max"]);
+    assert_eq!(report["shadow"]["errors"]["connect"], 3, "{report}");
+    assert!(err.contains("TLS"), "{err}");
+    // --insecure skips verification.
+    let (_, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &url,
+        &["--speed", "max", "--insecure"],
+    );
+    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
