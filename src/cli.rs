@@ -150,6 +150,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
 
+    /// Progress on stderr: redrawn in place on a terminal and a line every 10 s otherwise
+    /// (`auto`), always redrawn in place, or never.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+
     /// Exit with 3 when a threshold is crossed, for example
     /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
     #[arg(long, value_name = "CONDITIONS")]
@@ -160,4 +165,11 @@ pub struct ReplayArgs {
 pub enum ReportFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Auto,
+    Always,
+    Never,
 }

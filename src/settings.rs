@@ -76,6 +76,7 @@ pub struct ReplaySettings {
     pub fail_if: Vec<crate::replay::gate::Condition>,
     /// What the report calls the input (the file names when None).
     pub title: Option<String>,
+    pub progress: crate::cli::Progress,
     pub limits: Limits,
 }
 
@@ -217,6 +218,7 @@ impl ReplaySettings {
                 None => Vec::new(),
             },
             title: None,
+            progress: args.progress,
             limits: Limits::default(),
         })
     }

@@ -164,6 +164,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         log: None,
         fail_if: Vec::new(),
         title: Some(format!("demo capture ({SPEED}x)")),
+        progress: crate::cli::Progress::Auto,
         limits: Limits::default(),
     };
     let status = replay::run(&settings, out, err);

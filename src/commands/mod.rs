@@ -50,9 +50,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                     return Ok(Status::BadInput);
                 }
             };
-            replay::run(&settings, &mut stdout.lock(), &mut stderr.lock())
+            // stderr is not held locked: the progress line is drawn on it from another thread.
+            replay::run(&settings, &mut stdout.lock(), &mut std::io::stderr())
         }
-        Command::Demo => demo::run(&mut stdout.lock(), &mut stderr.lock()),
+        Command::Demo => demo::run(&mut stdout.lock(), &mut std::io::stderr()),
         Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
     }
 }

@@ -10,7 +10,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::capture::{CaptureReader, MergedReader, Timestamp};
-use crate::cli::ReportFormat;
+use crate::cli::{Progress, ReportFormat};
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::{FlowId, Reassembler};
@@ -38,7 +39,11 @@ use crate::wire::Decoder;
 const QUEUE: usize = 1024;
 
 /// Reads every file into `tx`; returns the one-line errors of files that could not be read.
-fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<String> {
+fn read_files(
+    settings: &ReplaySettings,
+    tx: mpsc::Sender<Exchange>,
+    read: &AtomicU64,
+) -> Vec<String> {
     let mut errors = Vec::new();
     let mut readers = Vec::new();
     for path in &settings.files {
@@ -54,14 +59,87 @@ fn read_files(settings: &ReplaySettings, tx: mpsc::Sender<Exchange>) -> Vec<Stri
         // The dispatcher gone means the run is over; nothing to do with the rest.
         let _ = tx.blocking_send(ex);
     });
+    let mut since_update = 0u64;
     while let Some((_, frame)) = frames.next_frame() {
+        since_update += PCAP_RECORD_HEADER + frame.data.len() as u64;
+        if since_update > PROGRESS_BYTES {
+            read.fetch_add(since_update, Ordering::Relaxed);
+            since_update = 0;
+        }
         if let Some(segment) = decoder.decode(&frame) {
             reassembler.push(&segment, &mut tracker);
         }
     }
+    read.fetch_add(since_update, Ordering::Relaxed);
     reassembler.finish(&mut tracker);
     errors.extend(frames.errors().iter().map(|(_, e)| e.to_string()));
     errors
+}
+
+/// Bytes of capture read between two updates of the progress counter.
+const PROGRESS_BYTES: u64 = 1 << 20;
+/// A classic pcap record header, counted with each frame for progress against file sizes.
+const PCAP_RECORD_HEADER: u64 = 16;
+/// How often the progress line is redrawn on a terminal, and printed otherwise.
+const PROGRESS_TERMINAL: Duration = Duration::from_millis(250);
+const PROGRESS_PLAIN: Duration = Duration::from_secs(10);
+
+/// Draws progress on stderr: redrawn in place on a terminal, a plain line now and then
+/// otherwise. Runs until `done`.
+async fn progress(
+    mode: Progress,
+    stats: Arc<Mutex<Stats>>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    read: Arc<AtomicU64>,
+    total: u64,
+    done: Arc<tokio::sync::Notify>,
+) {
+    let terminal = match mode {
+        Progress::Never => return,
+        Progress::Always => true,
+        Progress::Auto => std::io::stderr().is_terminal(),
+    };
+    let every = if terminal {
+        PROGRESS_TERMINAL
+    } else {
+        PROGRESS_PLAIN
+    };
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = done.notified() => break,
+        }
+        let (sent, errors) = stats.lock().map_or((0, 0), |s| {
+            (s.replayed, s.shadow.errors.values().sum::<u64>())
+        });
+        let in_flight = concurrency.saturating_sub(permits.available_permits());
+        let done_bytes = read.load(Ordering::Relaxed);
+        let elapsed = start.elapsed().as_secs_f64();
+        let eta = if done_bytes > 0 && total > done_bytes {
+            format!(
+                "{:.0}s",
+                elapsed * (total - done_bytes) as f64 / done_bytes as f64
+            )
+        } else {
+            "-".into()
+        };
+        let line = format!(
+            "sent {sent}  in flight {in_flight}  errors {errors}  read {:.0}%  eta {eta}",
+            100.0 * done_bytes as f64 / total.max(1) as f64
+        );
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("shadowtap: {line}");
+        }
+    }
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
 }
 
 /// Capture time an exchange may be held to put requests back in the order they were sent
@@ -157,6 +235,7 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
 
 /// Sends the selected exchanges to the shadow and gathers the statistics.
 async fn dispatch(
+    read: Arc<AtomicU64>,
     settings: &ReplaySettings,
     mut rx: mpsc::Receiver<Exchange>,
     log: Log,
@@ -168,6 +247,22 @@ async fn dispatch(
         settings.concurrency,
     ));
     let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let total: u64 = settings
+        .files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let finished = Arc::new(tokio::sync::Notify::new());
+    let drawer = tokio::spawn(progress(
+        settings.progress,
+        stats.clone(),
+        permits.clone(),
+        settings.concurrency,
+        read,
+        total,
+        finished.clone(),
+    ));
     let mut tasks = JoinSet::new();
     let mut last_of_flow: HashMap<FlowId, oneshot::Receiver<()>> = HashMap::new();
     let start = Instant::now();
@@ -249,6 +344,8 @@ async fn dispatch(
         });
     }
     while tasks.join_next().await.is_some() {}
+    finished.notify_one();
+    let _ = drawer.await;
     let tls_error = pool.tls_error.lock().ok().and_then(|e| e.clone());
     let stats = Arc::try_unwrap(stats)
         .ok()
@@ -277,8 +374,10 @@ pub fn run(
     let log: Log = Arc::new(Mutex::new(log_file));
     let (tx, rx) = mpsc::channel(QUEUE);
     let ((stats, tls_error), errors) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_files(settings, tx));
-        let stats = runtime.block_on(dispatch(settings, rx, log.clone()));
+        let read = Arc::new(AtomicU64::new(0));
+        let reader_read = read.clone();
+        let reader = scope.spawn(move || read_files(settings, tx, &reader_read));
+        let stats = runtime.block_on(dispatch(read, settings, rx, log.clone()));
         (
             stats,
             reader

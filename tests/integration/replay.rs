@@ -667,3 +667,30 @@ fn https_shadows_are_verified_against_the_given_ca() {
     assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn progress_is_drawn_and_the_pace_is_kept() {
+    let s = shadow(Behaviour::Answer(200));
+    // The fixture's three requests span 23.6 ms; at 0.05x that is 472 ms of replay.
+    let start = std::time::Instant::now();
+    let (code, report, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "0.05", "--progress", "always"],
+    );
+    let elapsed = start.elapsed();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["replayed"], 3);
+    assert!(
+        err.contains("\r\x1b[2Ksent ") && err.contains("in flight"),
+        "{err:?}"
+    );
+    // Sleeping to the recorded pace can only make it slower, never faster.
+    assert!(elapsed >= Duration::from_millis(472), "{elapsed:?}");
+    let (_, _, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "0.05", "--progress", "never"],
+    );
+    assert!(!err.contains("sent "), "{err:?}");
+}
