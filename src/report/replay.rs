@@ -383,3 +383,75 @@ pub fn from_json(v: &Value) -> anyhow::Result<Stats> {
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::replay::client::{Answer, Failure};
+    use crate::replay::select::Skip;
+
+    /// A run with every part of the report in it, from fixed numbers.
+    fn sample() -> Stats {
+        let mut s = Stats::default();
+        let ok = |status, ms| {
+            Ok(Answer {
+                status,
+                ttfb: Duration::from_millis(ms),
+                total: Duration::from_millis(ms + 1),
+                body_len: 10,
+            })
+        };
+        for i in 0..100u64 {
+            let prod = Some((200, 1000 + 10 * i as i64, Some(1500 + 10 * i as i64)));
+            let shadow = if i % 10 == 0 {
+                ok(500, 3)
+            } else {
+                ok(200, 1 + i / 20)
+            };
+            s.replayed("GET /api/users/{id}", prod, shadow, Duration::from_secs(5));
+        }
+        s.replayed(
+            "GET /api/cart",
+            Some((200, 800, Some(900))),
+            Err(Failure::Timeout),
+            Duration::from_secs(5),
+        );
+        s.replayed(
+            "GET /api/cart",
+            None,
+            Err(Failure::Reset),
+            Duration::from_secs(5),
+        );
+        s.skip(Skip::Method);
+        s.skip(Skip::Gap);
+        s.late(Duration::from_micros(300));
+        s
+    }
+
+    #[test]
+    fn text_report_matches_its_golden_file() {
+        let text = text(
+            &sample(),
+            "shadowtap replay  sample.pcap -> http://shadow:8080",
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/report/golden/replay.txt");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        assert_eq!(
+            text,
+            std::fs::read_to_string(path).unwrap(),
+            "run with UPDATE_GOLDEN=1 to accept a change"
+        );
+    }
+
+    #[test]
+    fn json_round_trips_through_from_json() {
+        let stats = sample();
+        let first = json(&stats);
+        let back = from_json(&first).unwrap();
+        assert_eq!(json(&back), first);
+    }
+}

@@ -28,6 +28,10 @@ enum Behaviour {
     Silent,
     /// Closes the connection as soon as a request arrives.
     Reset,
+    /// Answers with a 100 MB body.
+    Huge,
+    /// Sends the response one byte every 100 ms.
+    Trickle,
 }
 
 /// A shadow that records every request it reads, byte for byte.
@@ -87,6 +91,26 @@ fn serve(conn: TcpStream, behaviour: Behaviour, record: &Mutex<Vec<Vec<u8>>>) {
             }
             Behaviour::Silent => thread::sleep(Duration::from_secs(3)),
             Behaviour::Reset => return,
+            Behaviour::Huge => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 100 << 20);
+                if writer.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let block = vec![b'x'; 1 << 20];
+                for _ in 0..100 {
+                    if writer.write_all(&block).is_err() {
+                        return;
+                    }
+                }
+            }
+            Behaviour::Trickle => {
+                for b in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" {
+                    thread::sleep(Duration::from_millis(100));
+                    if writer.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -693,4 +717,50 @@ fn progress_is_drawn_and_the_pace_is_kept() {
         &["--speed", "0.05", "--progress", "never"],
     );
     assert!(!err.contains("sent "), "{err:?}");
+}
+
+#[test]
+fn a_huge_response_body_is_drained_up_to_a_cap_not_kept() {
+    let s = shadow(Behaviour::Huge);
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_shadowtap"))
+        .args([
+            "replay",
+            &fixture("keepalive-ethernet.pcap"),
+            "--shadow",
+            &s.url,
+            "--speed",
+            "max",
+            "--format",
+            "json",
+        ])
+        .output();
+    let Ok(out) = out else {
+        return; // no GNU time here to measure with
+    };
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The status line was read: the exchange counts, with its status.
+    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
+    let rss_kb: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        rss_kb > 0 && rss_kb < 64 * 1024,
+        "peak RSS {rss_kb} KiB for 3 x 100 MB bodies"
+    );
+}
+
+#[test]
+fn a_trickling_shadow_hits_the_whole_exchange_deadline() {
+    let s = shadow(Behaviour::Trickle);
+    let (_, report, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--timeout", "500ms"],
+    );
+    // Each byte comes quickly enough to keep a per-read timeout happy, never the whole response.
+    assert_eq!(report["shadow"]["errors"]["timeout"], 3, "{report}");
 }
