@@ -130,10 +130,13 @@ fn change(prod: u64, shadow: u64) -> String {
     if prod == 0 {
         return String::new();
     }
-    format!(
-        "{:+.0}%",
-        100.0 * (shadow as f64 - prod as f64) / prod as f64
-    )
+    let ratio = shadow as f64 / prod as f64;
+    if ratio >= 10.0 {
+        // Past +900%, a factor reads better than a percentage.
+        format!("{ratio:.0}x")
+    } else {
+        format!("{:+.0}%", 100.0 * (ratio - 1.0))
+    }
 }
 
 /// The text report.
