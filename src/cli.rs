@@ -165,6 +165,8 @@ pub struct ReplayArgs {
 pub enum ReportFormat {
     Text,
     Json,
+    /// One self-contained HTML file with latency distribution plots.
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -420,7 +420,7 @@ pub fn run(
     }
     match settings.format {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        ReportFormat::Text => {
+        ReportFormat::Text | ReportFormat::Html => {
             let files: Vec<String> = settings
                 .files
                 .iter()
@@ -431,6 +431,10 @@ pub fn run(
                 settings.title.clone().unwrap_or_else(|| files.join(" ")),
                 settings.shadow_authority
             );
+            if settings.format == ReportFormat::Html {
+                write!(out, "{}", crate::report::html::page(&stats, &title))?;
+                return Ok(exit_status(&errors, &verdicts));
+            }
             write!(out, "{}", render::text(&stats, &title))?;
             for v in &verdicts {
                 let mark = if v.crossed { "CROSSED" } else { "ok" };
@@ -442,12 +446,16 @@ pub fn run(
             }
         }
     }
-    // A runtime failure (unreadable input) takes precedence over a crossed threshold.
-    Ok(if !errors.is_empty() {
+    Ok(exit_status(&errors, &verdicts))
+}
+
+/// A runtime failure (unreadable input) takes precedence over a crossed threshold.
+fn exit_status(errors: &[String], verdicts: &[gate::Verdict]) -> Status {
+    if !errors.is_empty() {
         Status::BadInput
     } else if verdicts.iter().any(|v| v.crossed) {
         Status::Threshold
     } else {
         Status::Success
-    })
+    }
 }

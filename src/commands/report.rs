@@ -37,9 +37,14 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     }
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&render::json(&merged))? + "\n",
-        ReportFormat::Text => {
+        ReportFormat::Text | ReportFormat::Html => {
             let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-            render::text(&merged, &format!("shadowtap report  {}", names.join(" ")))
+            let title = format!("shadowtap report  {}", names.join(" "));
+            if args.format == ReportFormat::Html {
+                crate::report::html::page(&merged, &title)
+            } else {
+                render::text(&merged, &title)
+            }
         }
     };
     match &args.output {

@@ -3,6 +3,7 @@
 //! function writes to the `Write` it is given.
 
 pub mod exchange;
+pub mod html;
 pub mod redact;
 pub mod replay;
 pub mod summary;
