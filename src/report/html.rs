@@ -107,9 +107,9 @@ pub fn page(stats: &Stats, title: &str) -> String {
         "<h2>Total time</h2>{}",
         plot("total", &p.total, &s.total)
     );
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<h2>Report</h2><pre>{}</pre></body></html>\n",
+        "<h2>Report</h2><pre>{}</pre></body></html>",
         escape(&super::replay::text(stats, title))
     );
     o
