@@ -1,8 +1,8 @@
 //! Writes a large synthetic capture of keep-alive HTTP/1.1 traffic for benchmarks.
 //!
-//! `cargo run --release --example gencap -- OUT.pcap SIZE_MB [MSS]`: MSS 0 (default) puts every
-//! message in one packet, as loopback's 64 KiB MTU does; MSS 1448 cuts them as a real
-//! Ethernet network does. See `benches/support/synth.rs` for what the traffic looks like.
+//! `cargo run --release --example gencap -- OUT.pcap SIZE_MB [MSS] [CONNECTIONS]`: MSS 0
+//! (default) puts every message in one packet, as loopback's 64 KiB MTU does; MSS 1448 cuts
+//! them as a real Ethernet network does. CONNECTIONS (default 16) are open at a time. See `benches/support/synth.rs` for what the traffic looks like.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,13 +13,17 @@ mod synth;
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: gencap OUT.pcap SIZE_MB [MSS]");
+        eprintln!("usage: gencap OUT.pcap SIZE_MB [MSS] [CONNECTIONS]");
         std::process::exit(2);
     }
     let size: u64 = args[2].parse().unwrap_or(1024) * 1024 * 1024;
     let mss: usize = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(0);
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&args[1])?);
-    let (written, requests) = synth::write_capture(&mut w, size, mss)?;
+    let concurrent: usize = args
+        .get(4)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(synth::CONCURRENT);
+    let (written, requests) = synth::write_capture(&mut w, size, mss, concurrent)?;
     w.flush()?;
     eprintln!("{}: {} bytes, {} requests", args[1], written, requests);
     Ok(())

@@ -10,7 +10,8 @@ use std::io::{self, Write};
 
 use etherparse::PacketBuilder;
 
-const CONCURRENT: usize = 16;
+/// Connections open at a time unless the caller asks for another number.
+pub const CONCURRENT: usize = 16;
 const REQUESTS_PER_CONN: u32 = 200;
 
 struct Conn {
@@ -22,7 +23,12 @@ struct Conn {
 
 /// Writes a classic pcap (microseconds, little endian, Ethernet) of about `size` bytes to `w`.
 /// Returns the bytes written and the number of requests in it.
-pub fn write_capture<W: Write>(w: &mut W, size: u64, mss: usize) -> io::Result<(u64, u64)> {
+pub fn write_capture<W: Write>(
+    w: &mut W,
+    size: u64,
+    mss: usize,
+    concurrent: usize,
+) -> io::Result<(u64, u64)> {
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
     w.write_all(&2u16.to_le_bytes())?;
     w.write_all(&4u16.to_le_bytes())?;
@@ -81,7 +87,7 @@ pub fn write_capture<W: Write>(w: &mut W, size: u64, mss: usize) -> io::Result<(
 
     let mut i = 0usize;
     while written < size {
-        while conns.len() < CONCURRENT {
+        while conns.len() < concurrent.max(1) {
             next_port = if next_port >= 60_000 {
                 10_000
             } else {

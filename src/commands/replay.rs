@@ -311,7 +311,10 @@ async fn dispatch(
                 start + Duration::from_micros(offset_us as u64)
             }
         };
-        tokio::time::sleep_until(intended.into()).await;
+        if intended > Instant::now() {
+            // Sleeping until a time already past would still wait for the next timer tick.
+            tokio::time::sleep_until(intended.into()).await;
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
@@ -360,8 +363,7 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

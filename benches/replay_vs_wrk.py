@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Replay throughput against the same local target as wrk (and oha when installed), in one run.
+
+Usage: benches/replay_vs_wrk.py [--size-mb 300] [--runs 5] [--seconds 10]
+
+Starts nginx on 127.0.0.1 returning 204 to everything (needs `apt-get install nginx-light
+wrk`; `cargo install oha` for the second reference), measures wrk and oha at 64 keep-alive
+connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurrency 64` on a
+generated keep-alive capture (`cargo run --release --example gencap`), and prints requests
+per second, the ratio to wrk, and the most connections shadowtap had open to nginx.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "benches", "out")
+CONNECTIONS = 64
+
+NGINX_CONF = """
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir};
+    proxy_temp_path {dir};
+    fastcgi_temp_path {dir};
+    uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
+}}
+"""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connections_to(port):
+    """Established TCP connections to 127.0.0.1:port, from ss."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+                         stdout=subprocess.PIPE, text=True).stdout
+    return len([l for l in out.splitlines() if l.strip()])
+
+
+def wrk(url, seconds):
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", url],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def oha(url, seconds):
+    out = subprocess.run(["oha", "--no-tui", "-j", "-c", str(CONNECTIONS), "-z", f"{seconds}s", url],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    return float(json.loads(out)["summary"]["requestsPerSec"])
+
+
+def replay(shadowtap, capture, url, port):
+    peak = [0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], connections_to(port))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    start = time.perf_counter()
+    out = subprocess.run([shadowtap, "replay", capture, "--shadow", url, "--speed", "max",
+                          "--concurrency", str(CONNECTIONS), "--format", "json", "--progress", "never"],
+                         stdout=subprocess.PIPE, check=True).stdout
+    elapsed = time.perf_counter() - start
+    stop.set()
+    t.join()
+    report = json.loads(out)
+    return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"], peak[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "ss"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (apt-get install nginx-light wrk iproute2)")
+    os.makedirs(OUT, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "shadowtap", "--example", "gencap"],
+                   cwd=ROOT, check=True)
+    shadowtap = os.path.join(ROOT, "target", "release", "shadowtap")
+    # 256 captured connections open at a time: requests of one connection are replayed in
+    # order, so the capture's own concurrency bounds the replay's.
+    capture = os.path.join(OUT, f"replay-{args.size_mb}mb-256conns.pcap")
+    if not os.path.exists(capture):
+        subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gencap"), capture,
+                        str(args.size_mb), "0", "256"], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=tmp, port=port))
+        subprocess.run(["nginx", "-c", conf], check=True)
+        try:
+            time.sleep(0.5)
+            url = f"http://127.0.0.1:{port}/"
+            rows = [("wrk", statistics.median(wrk(url, args.seconds) for _ in range(args.runs)), "")]
+            if shutil.which("oha"):
+                rows.append(("oha", statistics.median(oha(url, args.seconds) for _ in range(args.runs)), ""))
+            runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
+            rate = statistics.median(r[0] for r in runs)
+            rows.append(("shadowtap replay", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections"))
+        finally:
+            subprocess.run(["nginx", "-c", conf, "-s", "stop"])
+    wrk_rate = rows[0][1]
+    print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs}")
+    print(f"  {'tool':<18} {'req/s':>10} {'x wrk':>7}")
+    for name, r, note in rows:
+        print(f"  {name:<18} {r:10.0f} {r / wrk_rate:7.2f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
