@@ -220,12 +220,10 @@ impl Pool {
     }
 }
 
+/// Reads what is there into the spare capacity of `buf` (no zeroing), at most a chunk.
 async fn read_more(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let len = buf.len();
-    buf.resize(len + READ_CHUNK, 0);
-    let n = conn.read(&mut buf[len..]).await;
-    buf.truncate(len + *n.as_ref().unwrap_or(&0));
-    n
+    buf.reserve(READ_CHUNK);
+    conn.read_buf(buf).await
 }
 
 #[derive(Debug)]
