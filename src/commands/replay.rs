@@ -142,6 +142,24 @@ async fn progress(
     }
 }
 
+/// The timer wheel ticks every millisecond: sleep to within this of the intended time, then
+/// yield until it, so requests leave on schedule to well under a millisecond.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+async fn wait_until(intended: Instant) {
+    let now = Instant::now();
+    if intended <= now {
+        // Sleeping until a time already past would still wait for the next timer tick.
+        return;
+    }
+    if intended - now > TIMER_SLACK {
+        tokio::time::sleep_until((intended - TIMER_SLACK).into()).await;
+    }
+    while Instant::now() < intended {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Capture time an exchange may be held to put requests back in the order they were sent
 /// (exchanges complete in response order; a request whose response was slow comes late).
 const REORDER_NS: i64 = 2_000_000_000;
@@ -311,10 +329,7 @@ async fn dispatch(
                 start + Duration::from_micros(offset_us as u64)
             }
         };
-        if intended > Instant::now() {
-            // Sleeping until a time already past would still wait for the next timer tick.
-            tokio::time::sleep_until(intended.into()).await;
-        }
+        wait_until(intended).await;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
