@@ -46,6 +46,8 @@ pub enum Failure {
     Timeout,
     Connect,
     Reset,
+    /// Not sent: the circuit breaker is open after repeated connect errors or timeouts.
+    CircuitOpen,
     Other,
 }
 
@@ -55,6 +57,7 @@ impl Failure {
             Failure::Timeout => "timeout",
             Failure::Connect => "connect",
             Failure::Reset => "reset",
+            Failure::CircuitOpen => "circuit_open",
             Failure::Other => "other",
         }
     }
@@ -70,8 +73,51 @@ fn classify(e: &io::Error) -> Failure {
     }
 }
 
+/// Consecutive connect errors or timeouts that open the circuit (RELIABILITY.md section 1
+/// item 8).
+pub const BREAKER_TRIP: u32 = 5;
+/// How long an open circuit refuses requests before one probe is let through.
+pub const BREAKER_OPEN: Duration = Duration::from_secs(1);
+
+/// A circuit breaker for one shadow: a dead or hung shadow costs a few failures, not a
+/// timeout per request. Refused requests are shadow errors (`circuit_open`), never dropped.
+#[derive(Default)]
+struct Breaker {
+    consecutive: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+impl Breaker {
+    fn allow(&mut self, now: Instant) -> bool {
+        match self.open_until {
+            Some(until) if now < until => false,
+            Some(_) if self.probing => false,
+            Some(_) => {
+                // Half-open: one probe decides.
+                self.probing = true;
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn record(&mut self, ok: bool, now: Instant) {
+        if ok {
+            *self = Breaker::default();
+            return;
+        }
+        self.consecutive += 1;
+        if self.probing || self.consecutive >= BREAKER_TRIP {
+            self.open_until = Some(now + BREAKER_OPEN);
+            self.probing = false;
+        }
+    }
+}
+
 /// Idle keep-alive connections to one shadow, at most `max_idle` kept.
 pub struct Pool {
+    breaker: Mutex<Breaker>,
     addr: SocketAddr,
     tls: Option<Tls>,
     idle: Mutex<Vec<Conn>>,
@@ -83,6 +129,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(addr: SocketAddr, tls: Option<Tls>, max_idle: usize) -> Pool {
         Pool {
+            breaker: Mutex::new(Breaker::default()),
             addr,
             tls,
             idle: Mutex::new(Vec::new()),
@@ -126,6 +173,28 @@ impl Pool {
     /// Sends `request` and reads the answer, within `timeout` for the whole exchange.
     /// `head` says the request is HEAD (its response has no body).
     pub async fn exchange(
+        &self,
+        request: &[u8],
+        head: bool,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        if !self
+            .breaker
+            .lock()
+            .map_or(true, |mut b| b.allow(Instant::now()))
+        {
+            return Err(Failure::CircuitOpen);
+        }
+        let result = self.attempt(request, head, timeout).await;
+        // Only failures that say the shadow is unreachable or stuck trip the breaker.
+        let healthy = !matches!(result, Err(Failure::Connect | Failure::Timeout));
+        if let Ok(mut b) = self.breaker.lock() {
+            b.record(healthy, Instant::now());
+        }
+        result
+    }
+
+    async fn attempt(
         &self,
         request: &[u8],
         head: bool,
@@ -333,5 +402,33 @@ async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::R
                 body += got as u64;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_after_repeated_failures_and_probes_once() {
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        for _ in 0..BREAKER_TRIP {
+            assert!(b.allow(t0));
+            b.record(false, t0);
+        }
+        assert!(!b.allow(t0 + Duration::from_millis(10)), "open");
+        let later = t0 + BREAKER_OPEN + Duration::from_millis(1);
+        assert!(b.allow(later), "one probe when half-open");
+        assert!(!b.allow(later), "only one");
+        b.record(false, later);
+        assert!(
+            !b.allow(later + Duration::from_millis(1)),
+            "a failed probe opens it again"
+        );
+        let again = later + BREAKER_OPEN + Duration::from_millis(1);
+        assert!(b.allow(again));
+        b.record(true, again);
+        assert!(b.allow(again) && b.allow(again), "a success closes it");
     }
 }

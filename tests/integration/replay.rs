@@ -764,3 +764,39 @@ fn a_trickling_shadow_hits_the_whole_exchange_deadline() {
     // Each byte comes quickly enough to keep a per-read timeout happy, never the whole response.
     assert_eq!(report["shadow"]["errors"]["timeout"], 3, "{report}");
 }
+
+#[test]
+fn a_dead_shadow_opens_the_circuit_and_every_request_is_still_counted() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args([
+            "replay",
+            demo.to_str().unwrap(),
+            "--shadow",
+            &format!("http://127.0.0.1:{port}"),
+            "--speed",
+            "max",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = &report["shadow"]["errors"];
+    let (connect, open) = (
+        errors["connect"].as_u64().unwrap(),
+        errors["circuit_open"].as_u64().unwrap(),
+    );
+    assert!(open > 0 && connect > 0, "{errors}");
+    assert_eq!(
+        connect + open,
+        report["counts"]["replayed"].as_u64().unwrap()
+    );
+    assert_eq!(report["shadow"]["error_rate"], 1.0);
+    assert_accounted(&report);
+}
