@@ -35,13 +35,13 @@ use crate::report::replay as render;
 use crate::settings::{ReplaySettings, Speed};
 use crate::wire::Decoder;
 
-/// Exchanges waiting between the reader thread and the dispatcher.
-const QUEUE: usize = 1024;
+/// Batches waiting between the reader thread and the dispatcher (16 x 64 = 1,024 exchanges).
+const QUEUE: usize = 16;
 
 /// Reads every file into `tx`; returns the one-line errors of files that could not be read.
 fn read_files(
     settings: &ReplaySettings,
-    tx: mpsc::Sender<Exchange>,
+    tx: mpsc::Sender<Vec<Exchange>>,
     read: &AtomicU64,
 ) -> Vec<String> {
     let mut errors = Vec::new();
@@ -55,9 +55,17 @@ fn read_files(
     let mut frames = MergedReader::new(readers);
     let mut decoder = Decoder::new(settings.limits.wire.clone());
     let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
-    let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
+    // Exchanges go over in batches: one wake-up of the other side per batch, not per exchange.
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |batch: &mut Vec<Exchange>| {
         // The dispatcher gone means the run is over; nothing to do with the rest.
-        let _ = tx.blocking_send(ex);
+        let _ = tx.blocking_send(std::mem::replace(batch, Vec::with_capacity(BATCH)));
+    };
+    let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
+        batch.push(ex);
+        if batch.len() == BATCH {
+            send(&mut batch);
+        }
     });
     let mut since_update = 0u64;
     while let Some((_, frame)) = frames.next_frame() {
@@ -72,9 +80,16 @@ fn read_files(
     }
     read.fetch_add(since_update, Ordering::Relaxed);
     reassembler.finish(&mut tracker);
+    drop(tracker);
+    if !batch.is_empty() {
+        send(&mut batch);
+    }
     errors.extend(frames.errors().iter().map(|(_, e)| e.to_string()));
     errors
 }
+
+/// Exchanges handed from the reader thread to the dispatcher at once.
+const BATCH: usize = 64;
 
 /// Bytes of capture read between two updates of the progress counter.
 const PROGRESS_BYTES: u64 = 1 << 20;
@@ -255,7 +270,7 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
 async fn dispatch(
     read: Arc<AtomicU64>,
     settings: &ReplaySettings,
-    mut rx: mpsc::Receiver<Exchange>,
+    mut rx: mpsc::Receiver<Vec<Exchange>>,
     log: Log,
 ) -> (Stats, Option<String>) {
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -294,8 +309,10 @@ async fn dispatch(
         let ex = match window.pop_ready() {
             Some(ex) => ex,
             None => match rx.recv().await {
-                Some(ex) => {
-                    window.push(ex);
+                Some(batch) => {
+                    for ex in batch {
+                        window.push(ex);
+                    }
                     continue;
                 }
                 None => match window.pop_any() {
