@@ -104,3 +104,144 @@ fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::http1::{Flags, Header, Request};
+    use crate::reassembly::FlowId;
+
+    fn exchange(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Exchange {
+        Exchange {
+            flow: FlowId(1),
+            client: "10.0.0.1:1".parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            request: Request {
+                method: method.into(),
+                target: target.as_bytes().to_vec(),
+                version: 1,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.to_string(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                body: body.to_vec(),
+                body_len: body.len() as u64,
+                body_kept: true,
+                complete: true,
+                first_ts: Timestamp(0),
+                last_ts: Timestamp(0),
+            },
+            response: None,
+            flags: Flags::default(),
+        }
+    }
+
+    fn shadow_host() -> Rewrites {
+        Rewrites {
+            host: HostHeader::Shadow("shadow:8080".into()),
+            set: Vec::new(),
+            strip: Vec::new(),
+        }
+    }
+
+    fn written(ex: &Exchange, rw: &Rewrites) -> String {
+        let mut out = Vec::new();
+        write(ex, rw, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn headers_keep_their_order_and_duplicates_and_hop_by_hop_ones_go() {
+        let ex = exchange(
+            "GET",
+            "/a/../b?x=%2f&y",
+            &[
+                ("Host", "prod.example"),
+                ("Cookie", "a=1"),
+                ("X-Trace", "t"),
+                ("Cookie", "b=2"),
+                ("Connection", "keep-alive, X-Trace"),
+                ("Keep-Alive", "timeout=5"),
+                ("TE", "trailers"),
+                ("Accept", "*/*"),
+            ],
+            b"",
+        );
+        assert_eq!(
+            written(&ex, &shadow_host()),
+            "GET /a/../b?x=%2f&y HTTP/1.1\r\nHost: shadow:8080\r\nCookie: a=1\r\nCookie: b=2\r\nAccept: */*\r\nX-Shadowtap-Replay: 1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_and_star_stays() {
+        let abs = exchange(
+            "GET",
+            "http://prod.example:8080/x?y=1",
+            &[("Host", "prod.example:8080")],
+            b"",
+        );
+        assert!(written(&abs, &shadow_host()).starts_with("GET /x?y=1 HTTP/1.1\r\n"));
+        let star = exchange("OPTIONS", "*", &[("Host", "h")], b"");
+        assert!(written(&star, &shadow_host()).starts_with("OPTIONS * HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn chunked_bodies_go_with_a_content_length_and_expect_is_removed() {
+        let ex = exchange(
+            "POST",
+            "/up",
+            &[
+                ("Host", "h"),
+                ("Transfer-Encoding", "chunked"),
+                ("Expect", "100-continue"),
+                ("Content-Type", "text/plain"),
+            ],
+            b"hello world",
+        );
+        assert_eq!(
+            written(&ex, &shadow_host()),
+            "POST /up HTTP/1.1\r\nHost: shadow:8080\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nX-Shadowtap-Replay: 1\r\n\r\nhello world"
+        );
+    }
+
+    #[test]
+    fn host_modes_and_set_and_strip() {
+        let ex = exchange(
+            "GET",
+            "/",
+            &[
+                ("Host", "prod.example"),
+                ("Authorization", "Bearer x"),
+                ("X-Env", "prod"),
+            ],
+            b"",
+        );
+        let keep = Rewrites {
+            host: HostHeader::Keep,
+            set: vec![("X-Env".into(), "shadow".into())],
+            strip: vec!["authorization".into()],
+        };
+        assert_eq!(written(&ex, &keep), "GET / HTTP/1.1\r\nHost: prod.example\r\nX-Env: shadow\r\nX-Shadowtap-Replay: 1\r\n\r\n");
+        let fixed = Rewrites {
+            host: HostHeader::Value("v2.internal".into()),
+            set: Vec::new(),
+            strip: Vec::new(),
+        };
+        assert!(
+            written(&ex, &fixed).contains("\r\nHost: v2.internal\r\nAuthorization: Bearer x\r\n")
+        );
+    }
+
+    #[test]
+    fn an_empty_post_still_says_its_length() {
+        let ex = exchange("POST", "/p", &[("Host", "h"), ("Content-Length", "0")], b"");
+        assert!(written(&ex, &shadow_host()).contains("\r\nContent-Length: 0\r\n"));
+        let get = exchange("GET", "/g", &[("Host", "h")], b"");
+        assert!(!written(&get, &shadow_host()).contains("Content-Length"));
+    }
+}

@@ -149,3 +149,128 @@ fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
         .chain(b)
         .fold(OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(PRIME))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::http1::Request;
+    use crate::reassembly::FlowId;
+
+    fn ex(method: &str, target: &str, flags: Flags, complete: bool) -> Exchange {
+        Exchange {
+            flow: FlowId(1),
+            client: "10.0.0.1:1".parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            request: Request {
+                method: method.into(),
+                target: target.as_bytes().to_vec(),
+                version: 1,
+                headers: Vec::new(),
+                body: Vec::new(),
+                body_len: 0,
+                body_kept: true,
+                complete,
+                first_ts: Timestamp(0),
+                last_ts: Timestamp(0),
+            },
+            response: None,
+            flags,
+        }
+    }
+
+    fn all() -> Selection {
+        Selection {
+            sample_percent: 100.0,
+            ..Selection::default()
+        }
+    }
+
+    #[test]
+    fn what_is_never_replayed_and_why() {
+        let s = Selection {
+            allow_writes: true,
+            ..all()
+        };
+        assert_eq!(s.check(&ex("GET", "/", Flags::GAP, false)), Err(Skip::Gap));
+        assert_eq!(
+            s.check(&ex("GET", "/", Flags::TRUNCATED, false)),
+            Err(Skip::Truncated)
+        );
+        assert_eq!(
+            s.check(&ex("CONNECT", "a:443", Flags::default(), true)),
+            Err(Skip::Connect)
+        );
+        assert_eq!(
+            s.check(&ex("GET", "/ws", Flags::UPGRADE, true)),
+            Err(Skip::Upgrade)
+        );
+        assert_eq!(
+            s.check(&ex("POST", "/", Flags::AMBIGUOUS_FRAMING, true)),
+            Err(Skip::AmbiguousFraming)
+        );
+        assert_eq!(
+            s.check(&ex("POST", "/", Flags::BODY_TOO_LARGE, true)),
+            Err(Skip::BodyTooLarge)
+        );
+        assert_eq!(Skip::Gap.category(), "incomplete");
+        assert_eq!(Skip::Method.category(), "filtered");
+    }
+
+    #[test]
+    fn safe_methods_by_default_and_more_on_request() {
+        assert_eq!(all().check(&ex("GET", "/", Flags::default(), true)), Ok(()));
+        assert_eq!(
+            all().check(&ex("OPTIONS", "*", Flags::default(), true)),
+            Ok(())
+        );
+        assert_eq!(
+            all().check(&ex("DELETE", "/x", Flags::default(), true)),
+            Err(Skip::Method)
+        );
+        let s = Selection {
+            allow_methods: vec!["DELETE".into()],
+            ..all()
+        };
+        assert_eq!(s.check(&ex("delete", "/x", Flags::default(), true)), Ok(()));
+    }
+
+    #[test]
+    fn paths_are_matched_without_scheme_and_authority() {
+        let s = Selection {
+            include_path: Some(Regex::new("^/api/").unwrap()),
+            ..all()
+        };
+        assert_eq!(
+            s.check(&ex("GET", "http://prod/api/x", Flags::default(), true)),
+            Ok(())
+        );
+        assert_eq!(
+            s.check(&ex("GET", "/static/x", Flags::default(), true)),
+            Err(Skip::Path)
+        );
+    }
+
+    #[test]
+    fn sampling_is_stable_and_close_to_the_share() {
+        let s = Selection {
+            sample_percent: 25.0,
+            ..all()
+        };
+        let kept: Vec<bool> = (0..4000)
+            .map(|i| {
+                s.check(&ex("GET", &format!("/item/{i}"), Flags::default(), true))
+                    .is_ok()
+            })
+            .collect();
+        let again: Vec<bool> = (0..4000)
+            .map(|i| {
+                s.check(&ex("GET", &format!("/item/{i}"), Flags::default(), true))
+                    .is_ok()
+            })
+            .collect();
+        assert_eq!(kept, again);
+        let share = kept.iter().filter(|k| **k).count() as f64 / 4000.0;
+        assert!((0.2..0.3).contains(&share), "{share}");
+    }
+}
