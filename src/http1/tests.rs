@@ -741,3 +741,72 @@ proptest! {
         prop_assert!(ex.iter().all(|e| e.response.as_ref().is_some_and(|r| r.complete && r.body_len == 4)));
     }
 }
+
+#[test]
+fn h14_trailers_past_the_limit_are_invalid() {
+    let limits = Limits {
+        max_chunk_meta: 64,
+        ..Limits::default()
+    };
+    let big: &'static [u8] = Box::leak(
+        format!("POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Big: {}\r\n\r\n", "v".repeat(200))
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let (ex, c) = run_with(
+        limits,
+        false,
+        &[Step::Data(C, big)],
+        0,
+        CloseReason::CaptureEnded,
+    );
+    assert!(ex[0].flags.contains(Flags::INVALID));
+    assert_eq!(c.invalid_chunk, 1);
+}
+
+#[test]
+fn h19_transfer_codings_other_than_chunked() {
+    // A request whose last coding is not chunked cannot be framed: it stops that direction.
+    let (ex, c) = run(&[Step::Data(
+        C,
+        b"POST /g HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\nxyz",
+    )]);
+    assert!(ex[0].flags.contains(Flags::INVALID));
+    assert_eq!(c.invalid_transfer_encoding, 1);
+    // A response with one runs until the close.
+    let (ex, _) = run(&[
+        get("/r"),
+        Step::Data(
+            S,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nbytes",
+        ),
+        Step::End(S),
+    ]);
+    let r = ex[0].response.as_ref().unwrap();
+    assert_eq!((r.body_len, r.complete), (5, true));
+    assert!(ex[0].flags.contains(Flags::CLOSE_DELIMITED));
+}
+
+#[test]
+fn h22_repeated_headers_are_kept_raw_and_in_order() {
+    let (ex, _) = run(&[Step::Data(
+        C,
+        b"GET /h HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX-Forwarded-For: 1.1.1.1\r\nCookie: b=2\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
+    )]);
+    let names: Vec<(&str, &[u8])> = ex[0]
+        .request
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_slice()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Host", &b"a"[..]),
+            ("Cookie", b"a=1"),
+            ("X-Forwarded-For", b"1.1.1.1"),
+            ("Cookie", b"b=2"),
+            ("X-Forwarded-For", b"2.2.2.2"),
+        ]
+    );
+}
