@@ -19,6 +19,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Replay the captured requests to a shadow deployment and compare it with production.
     Replay(Box<ReplayArgs>),
+    /// Record live traffic off an interface to a pcap file (an HTTP-aware tcpdump).
+    Capture(CaptureArgs),
     /// Replay a bundled capture against an embedded shadow with regressions, and show the report.
     Demo,
     /// Render saved JSON reports; several are merged exactly (histograms merged, not averaged).
@@ -174,4 +176,43 @@ pub enum Progress {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on (`lo`, `eth0`, `any`).
+    #[arg(long, short = 'i', value_name = "IF")]
+    pub interface: String,
+
+    /// File to write (classic pcap, nanosecond timestamps; created readable by its owner only).
+    #[arg(long, short = 'w', value_name = "PATH")]
+    pub write: PathBuf,
+
+    /// Only TCP traffic to or from this port, both directions (repeatable).
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<u16>,
+
+    /// A BPF filter instead (tcpdump syntax); without it and `--port`, all TCP.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+
+    /// Stop after this long (`30s`, `5m`).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Stop after this many HTTP exchanges.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Start a new file (PATH.1, PATH.2, ...) when the current one reaches this size (`100MiB`).
+    #[arg(long, value_name = "SIZE")]
+    pub rotate_size: Option<String>,
+
+    /// Kernel capture buffer (`16MiB`).
+    #[arg(long, default_value = "16MiB", value_name = "SIZE")]
+    pub buffer_size: String,
+
+    /// Promiscuous mode, for a tap or SPAN port.
+    #[arg(long)]
+    pub promisc: bool,
 }

@@ -223,3 +223,26 @@ impl ReplaySettings {
         })
     }
 }
+
+/// Parses `16MiB`, `100MB`, `512KiB`, `1GiB` or a number of bytes.
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid size {text:?} (use 64KiB, 16MiB, 1GiB)"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "KB" => 1_000,
+        "MiB" | "M" => 1 << 20,
+        "MB" => 1_000_000,
+        "GiB" | "G" => 1 << 30,
+        "GB" => 1_000_000_000,
+        _ => bail!("invalid size {text:?} (use 64KiB, 16MiB, 1GiB)"),
+    };
+    n.checked_mul(factor)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| anyhow!("size {text:?} out of range"))
+}

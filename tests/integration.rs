@@ -2,6 +2,8 @@
 
 mod support;
 
+#[path = "integration/capture.rs"]
+mod capture;
 #[path = "integration/fixtures.rs"]
 mod fixtures;
 #[path = "integration/inspect.rs"]

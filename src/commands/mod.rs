@@ -1,6 +1,7 @@
 //! One file per subcommand: the only place that wires stages together, opens files and
 //! decides exit codes. Uses `anyhow` for errors with context.
 
+pub mod capture;
 pub mod demo;
 pub mod inspect;
 pub mod replay;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             // stderr is not held locked: the progress line is drawn on it from another thread.
             replay::run(&settings, &mut stdout.lock(), &mut std::io::stderr())
         }
+        Command::Capture(args) => capture::run(&args, &mut stdout.lock(), &mut std::io::stderr()),
         Command::Demo => demo::run(&mut stdout.lock(), &mut std::io::stderr()),
         Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
     }

@@ -21,7 +21,7 @@ fn fixture(name: &str) -> String {
 
 /// How the shadow answers.
 #[derive(Clone, Copy)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// `status` with a small body, keep-alive.
     Answer(u16),
     /// Reads requests and never answers.
@@ -35,12 +35,12 @@ enum Behaviour {
 }
 
 /// A shadow that records every request it reads, byte for byte.
-struct Shadow {
-    url: String,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+pub(crate) struct Shadow {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
-fn shadow(behaviour: Behaviour) -> Shadow {
+pub(crate) fn shadow(behaviour: Behaviour) -> Shadow {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -1,0 +1,144 @@
+//! `shadowtap capture` on the loopback interface (the tests run as root), with a real server
+//! and a real client; what it wrote must hold every exchange.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::replay::{shadow, Behaviour};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shadowtap")
+}
+
+/// Whether this process may capture (root or CAP_NET_RAW); the tests say so and pass otherwise.
+fn can_capture() -> bool {
+    let out = Command::new(bin())
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "/dev/null",
+            "--duration",
+            "10ms",
+        ])
+        .output();
+    out.is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
+    if !can_capture() {
+        eprintln!("skipped: no capture privilege here");
+        return;
+    }
+    let server = shadow(Behaviour::Answer(200));
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("shadowtap-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lo.pcap");
+    let mut child = Command::new(bin())
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            file.to_str().unwrap(),
+            "--port",
+            &port,
+            "--count",
+            "4",
+            "--duration",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it says it is capturing before sending anything.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
+
+    let mut conn = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    let requests = [
+        "GET /one HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+        "GET /two HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+        "POST /three HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello".to_string(),
+        "GET /four HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+    ];
+    let mut reply = [0u8; 64];
+    for r in &requests {
+        conn.write_all(r.as_bytes()).unwrap();
+        let n = conn.read(&mut reply).unwrap();
+        assert!(n > 0);
+    }
+    drop(conn);
+
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let status = child.wait();
+        let mut out = String::new();
+        let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+        let _ = tx.send((status, out));
+    });
+    let (status, summary) = rx
+        .recv_timeout(Duration::from_secs(25))
+        .expect("capture must stop at --count");
+    assert!(status.unwrap().success());
+    assert!(
+        summary.contains("4 HTTP exchanges") || summary.contains("HTTP exchanges"),
+        "{summary}"
+    );
+
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = Command::new(bin())
+        .args(["inspect", "--format", "jsonl", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let uris: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["uri"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(uris, ["/one", "/two", "/three", "/four"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_errors_are_one_line_with_exit_2() {
+    let out = Command::new(bin())
+        .args(["capture", "-i", "no-such-if0", "-w", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no-such-if0"), "{err}");
+    let out = Command::new(bin())
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "/dev/null",
+            "--duration",
+            "soon",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
