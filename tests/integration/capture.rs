@@ -57,6 +57,8 @@ fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
             "4",
             "--duration",
             "20s",
+            "--rotate-size",
+            "1KiB",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,10 +103,17 @@ fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
 
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let out = Command::new(bin())
-        .args(["inspect", "--format", "jsonl", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    // Rotation at 1 KiB spread the capture over several files; together they hold it all.
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .filter(|p| p.contains("lo.pcap"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut args = vec!["inspect".to_string(), "--format".into(), "jsonl".into()];
+    args.extend(files);
+    let out = Command::new(bin()).args(&args).output().unwrap();
     let uris: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
