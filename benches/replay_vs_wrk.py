@@ -64,7 +64,7 @@ def wrk(url, seconds):
 
 
 def oha(url, seconds):
-    out = subprocess.run(["oha", "--no-tui", "-j", "-c", str(CONNECTIONS), "-z", f"{seconds}s", url],
+    out = subprocess.run(["oha", "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{seconds}s", url],
                          stdout=subprocess.PIPE, text=True, check=True).stdout
     return float(json.loads(out)["summary"]["requestsPerSec"])
 
