@@ -151,3 +151,42 @@ fn capture_errors_are_one_line_with_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn without_capture_privilege_the_error_says_how_to_grant_it() {
+    // Run the binary as `nobody` with every capability dropped (never setuid in-process).
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .args([
+            bin(),
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "/dev/null",
+            "--duration",
+            "10ms",
+        ])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: setpriv is not installed");
+        return;
+    };
+    if out.status.code() == Some(127) || String::from_utf8_lossy(&out.stderr).contains("setpriv:") {
+        eprintln!("skipped: setpriv cannot drop privileges here");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("setcap"),
+        "{err}"
+    );
+}
