@@ -922,18 +922,10 @@ impl Conn {
         } else {
             CloseReason::CaptureEnded
         };
-        self.end(
-            Direction::ClientToServer.reverse_if(self.swapped),
-            end,
-            ts,
-            cx,
-        );
-        self.end(
-            Direction::ServerToClient.reverse_if(self.swapped),
-            end,
-            ts,
-            cx,
-        );
+        // `role` is its own inverse: these are the event directions whose roles are the
+        // client's and the server's.
+        self.end(self.role(Direction::ClientToServer), end, ts, cx);
+        self.end(self.role(Direction::ServerToClient), end, ts, cx);
         while let Some(p) = self.pending.pop_front() {
             self.emit(p, cx);
         }
@@ -1002,19 +994,5 @@ fn body_mode(kind: BodyKind) -> Mode {
         BodyKind::Length(n) => Mode::Body(Body::Length(n)),
         BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
         BodyKind::Close => Mode::Body(Body::Close),
-    }
-}
-
-trait ReverseIf {
-    fn reverse_if(self, cond: bool) -> Self;
-}
-
-impl ReverseIf for Direction {
-    fn reverse_if(self, cond: bool) -> Direction {
-        if cond {
-            self.reverse()
-        } else {
-            self
-        }
     }
 }

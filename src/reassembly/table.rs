@@ -121,7 +121,7 @@ impl Reassembler {
             } else if new_isn && flow.had_data() {
                 // T16: the 4-tuple is reused by a new connection.
                 self.counters.tcp_reuse += 1;
-                self.close(key, CloseReason::Reused, seg, sink);
+                self.expire(key, seg.ts.nanos(), CloseReason::Reused, sink);
                 self.flows.remove(&key);
             } else if new_isn && flow.halves[0].base().is_some() {
                 // T17: a SYN retransmitted with another ISN before any data: take the latest.
@@ -287,16 +287,6 @@ impl Reassembler {
     }
 
     /// Flushes a live flow and emits its Close (it stays in the table as closed).
-    fn close<S: StreamSink>(
-        &mut self,
-        key: Key,
-        reason: CloseReason,
-        seg: &Segment<'_>,
-        sink: &mut S,
-    ) {
-        self.expire(key, seg.ts.nanos(), reason, sink);
-    }
-
     fn expire<S: StreamSink>(&mut self, key: Key, at: i64, reason: CloseReason, sink: &mut S) {
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
