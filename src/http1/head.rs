@@ -128,6 +128,30 @@ fn framing(
     Ok(Some(length.map_or(BodyKind::None, BodyKind::Length)))
 }
 
+/// The length of a complete head, or what the caller returns instead: `Partial` while more
+/// bytes may complete it, `Invalid` (counted by reason) for bad syntax and for a head past the
+/// size or header-count limits (H21), whether it is still partial or already whole.
+fn head_len<T>(
+    status: httparse::Result<usize>,
+    buffered: usize,
+    limits: &Limits,
+    counters: &mut HttpCounters,
+) -> Result<usize, Parsed<T>> {
+    match status {
+        Ok(httparse::Status::Complete(n)) if n <= limits.max_head => Ok(n),
+        Ok(httparse::Status::Partial) if buffered <= limits.max_head => Err(Parsed::Partial),
+        Ok(_) => {
+            counters.head_too_large += 1;
+            Err(Parsed::Invalid)
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            counters.too_many_headers += 1;
+            Err(Parsed::Invalid)
+        }
+        Err(_) => Err(Parsed::Invalid),
+    }
+}
+
 pub(super) fn request(
     buf: &[u8],
     limits: &Limits,
@@ -135,29 +159,18 @@ pub(super) fn request(
 ) -> Parsed<RequestHead> {
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots);
-    let n = match config().parse_request(&mut req, buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > MAX_METHOD && memchr::memchr(b' ', &buf[..=MAX_METHOD]).is_none() {
-                // No method is this long: junk made of token characters, not a request.
-                return Parsed::Invalid;
-            }
-            if buf.len() > limits.max_head {
-                counters.head_too_large += 1;
-                return Parsed::Invalid;
-            }
-            return Parsed::Partial;
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            counters.too_many_headers += 1;
-            return Parsed::Invalid;
-        }
-        Err(_) => return Parsed::Invalid,
-    };
-    if n > limits.max_head {
-        counters.head_too_large += 1;
+    let status = config().parse_request(&mut req, buf);
+    if matches!(status, Ok(httparse::Status::Partial))
+        && buf.len() > MAX_METHOD
+        && memchr::memchr(b' ', &buf[..=MAX_METHOD]).is_none()
+    {
+        // No method is this long: junk made of token characters, not a request.
         return Parsed::Invalid;
     }
+    let n = match head_len(status, buf.len(), limits, counters) {
+        Ok(n) => n,
+        Err(stop) => return stop,
+    };
     if req.headers.len() > limits.max_headers {
         counters.too_many_headers += 1;
         return Parsed::Invalid;
@@ -223,20 +236,14 @@ pub(super) fn response(
 ) -> Parsed<ResponseHead> {
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut resp = httparse::Response::new(&mut slots);
-    let n = match config().parse_response(&mut resp, buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > limits.max_head {
-                counters.head_too_large += 1;
-                return Parsed::Invalid;
-            }
-            return Parsed::Partial;
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            counters.too_many_headers += 1;
-            return Parsed::Invalid;
-        }
-        Err(_) => return Parsed::Invalid,
+    let n = match head_len(
+        config().parse_response(&mut resp, buf),
+        buf.len(),
+        limits,
+        counters,
+    ) {
+        Ok(n) => n,
+        Err(stop) => return stop,
     };
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Parsed::Invalid;
