@@ -11,3 +11,40 @@ pub mod request;
 pub mod select;
 pub mod stats;
 pub mod tls;
+
+/// A whole captured GET-like exchange for unit tests: the given method, target, headers and
+/// body, no response, no flags.
+#[cfg(test)]
+pub(crate) fn test_exchange(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> crate::http1::Exchange {
+    use crate::http1::{Exchange, Flags, Header, Request};
+    Exchange {
+        flow: crate::reassembly::FlowId(1),
+        client: std::net::SocketAddr::from(([10, 0, 0, 1], 1)),
+        server: std::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+        request: Request {
+            method: method.into(),
+            target: target.as_bytes().to_vec(),
+            version: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| Header {
+                    name: n.to_string(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .collect(),
+            body: body.to_vec(),
+            body_len: body.len() as u64,
+            body_kept: true,
+            complete: true,
+            first_ts: crate::capture::Timestamp(0),
+            last_ts: crate::capture::Timestamp(0),
+        },
+        response: None,
+        flags: Flags::default(),
+    }
+}

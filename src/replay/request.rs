@@ -108,36 +108,9 @@ fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
-    use crate::http1::{Flags, Header, Request};
-    use crate::reassembly::FlowId;
 
     fn exchange(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Exchange {
-        Exchange {
-            flow: FlowId(1),
-            client: "10.0.0.1:1".parse().unwrap(),
-            server: "10.0.0.2:80".parse().unwrap(),
-            request: Request {
-                method: method.into(),
-                target: target.as_bytes().to_vec(),
-                version: 1,
-                headers: headers
-                    .iter()
-                    .map(|(n, v)| Header {
-                        name: n.to_string(),
-                        value: v.as_bytes().to_vec(),
-                    })
-                    .collect(),
-                body: body.to_vec(),
-                body_len: body.len() as u64,
-                body_kept: true,
-                complete: true,
-                first_ts: Timestamp(0),
-                last_ts: Timestamp(0),
-            },
-            response: None,
-            flags: Flags::default(),
-        }
+        super::super::test_exchange(method, target, headers, body)
     }
 
     fn shadow_host() -> Rewrites {

@@ -153,30 +153,12 @@ fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
-    use crate::http1::Request;
-    use crate::reassembly::FlowId;
 
     fn ex(method: &str, target: &str, flags: Flags, complete: bool) -> Exchange {
-        Exchange {
-            flow: FlowId(1),
-            client: "10.0.0.1:1".parse().unwrap(),
-            server: "10.0.0.2:80".parse().unwrap(),
-            request: Request {
-                method: method.into(),
-                target: target.as_bytes().to_vec(),
-                version: 1,
-                headers: Vec::new(),
-                body: Vec::new(),
-                body_len: 0,
-                body_kept: true,
-                complete,
-                first_ts: Timestamp(0),
-                last_ts: Timestamp(0),
-            },
-            response: None,
-            flags,
-        }
+        let mut e = super::super::test_exchange(method, target, &[], b"");
+        e.request.complete = complete;
+        e.flags = flags;
+        e
     }
 
     fn all() -> Selection {

@@ -11,13 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use super::inspect::fixture;
 
 /// How the shadow answers.
 #[derive(Clone, Copy)]
