@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,7 +19,12 @@ use crate::replay::tls::Tls;
 /// A connection to the shadow: plain TCP or TLS over it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Conn = Box<dyn Io>;
+
+/// A connection and its read buffer, kept together so a reused connection reuses the buffer.
+struct Conn {
+    io: Box<dyn Io>,
+    buf: Vec<u8>,
+}
 
 /// Largest response head read (RELIABILITY.md section 4).
 const MAX_HEAD: usize = 64 * 1024;
@@ -89,9 +94,10 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn allow(&mut self, now: Instant) -> bool {
+    /// Whether a request may go; `now` is read only while the circuit is open.
+    fn allow(&mut self, now: impl FnOnce() -> Instant) -> bool {
         match self.open_until {
-            Some(until) if now < until => false,
+            Some(until) if now() < until => false,
             Some(_) if self.probing => false,
             Some(_) => {
                 // Half-open: one probe decides.
@@ -102,11 +108,15 @@ impl Breaker {
         }
     }
 
-    fn record(&mut self, ok: bool, now: Instant) {
+    /// Counts an outcome; `now` is read only for a failure.
+    fn record(&mut self, ok: bool, now: impl FnOnce() -> Instant) {
         if ok {
-            *self = Breaker::default();
+            if self.consecutive != 0 || self.open_until.is_some() {
+                *self = Breaker::default();
+            }
             return;
         }
+        let now = now();
         self.consecutive += 1;
         if self.probing || self.consecutive >= BREAKER_TRIP {
             self.open_until = Some(now + BREAKER_OPEN);
@@ -115,31 +125,43 @@ impl Breaker {
     }
 }
 
-/// Idle keep-alive connections to one shadow, at most `max_idle` kept.
-pub struct Pool {
+/// What every client of one shadow shares: its circuit breaker and the first TLS error.
+#[derive(Default)]
+struct Health {
     breaker: Mutex<Breaker>,
-    addr: SocketAddr,
-    tls: Option<Tls>,
-    idle: Mutex<Vec<Conn>>,
-    max_idle: usize,
     /// The first TLS handshake error, for a one-line warning at the end.
-    pub tls_error: Mutex<Option<String>>,
+    tls_error: Mutex<Option<String>>,
 }
 
-impl Pool {
-    pub fn new(addr: SocketAddr, tls: Option<Tls>, max_idle: usize) -> Pool {
-        Pool {
-            breaker: Mutex::new(Breaker::default()),
+/// One keep-alive connection's place: empty until the first exchange or after the
+/// connection could not be kept.
+#[derive(Default)]
+pub struct Slot {
+    conn: Option<Conn>,
+}
+
+/// How to reach one shadow. Cheap to clone; clones share the circuit breaker (failures
+/// anywhere count towards opening it) and the TLS error. Connections live in [`Slot`]s
+/// owned by the callers, one per request in flight.
+#[derive(Clone)]
+pub struct Client {
+    health: Arc<Health>,
+    addr: SocketAddr,
+    tls: Option<Tls>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, tls: Option<Tls>) -> Client {
+        Client {
+            health: Arc::default(),
             addr,
             tls,
-            idle: Mutex::new(Vec::new()),
-            max_idle,
-            tls_error: Mutex::new(None),
         }
     }
 
-    fn take(&self) -> Option<Conn> {
-        self.idle.lock().ok()?.pop()
+    /// The first TLS handshake error, if any.
+    pub fn tls_error(&self) -> Option<String> {
+        self.health.tls_error.lock().ok().and_then(|e| e.clone())
     }
 
     async fn connect(&self) -> Result<Conn, Failure> {
@@ -147,14 +169,18 @@ impl Pool {
             .await
             .map_err(|_| Failure::Connect)?;
         let _ = tcp.set_nodelay(true);
+        let conn = |io: Box<dyn Io>| Conn {
+            io,
+            buf: Vec::with_capacity(READ_CHUNK),
+        };
         let Some(tls) = &self.tls else {
-            return Ok(Box::new(tcp));
+            return Ok(conn(Box::new(tcp)));
         };
         let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
         match connector.connect(tls.name.clone(), tcp).await {
-            Ok(stream) => Ok(Box::new(stream)),
+            Ok(stream) => Ok(conn(Box::new(stream))),
             Err(e) => {
-                if let Ok(mut first) = self.tls_error.lock() {
+                if let Ok(mut first) = self.health.tls_error.lock() {
                     first.get_or_insert_with(|| e.to_string());
                 }
                 Err(Failure::Connect)
@@ -162,55 +188,52 @@ impl Pool {
         }
     }
 
-    fn give_back(&self, conn: Conn) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.max_idle {
-                idle.push(conn);
-            }
-        }
-    }
-
-    /// Sends `request` and reads the answer, within `timeout` for the whole exchange.
-    /// `head` says the request is HEAD (its response has no body).
+    /// Sends `request` on the slot's connection (opening one if needed) and reads the
+    /// answer, within `timeout` for the whole exchange. `head` says the request is HEAD (its
+    /// response has no body).
     pub async fn exchange(
         &self,
+        slot: &mut Slot,
         request: &[u8],
         head: bool,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         if !self
+            .health
             .breaker
             .lock()
-            .map_or(true, |mut b| b.allow(Instant::now()))
+            .map_or(true, |mut b| b.allow(Instant::now))
         {
             return Err(Failure::CircuitOpen);
         }
-        let result = self.attempt(request, head, timeout).await;
+        let result = self.attempt(slot, request, head, timeout).await;
         // Only failures that say the shadow is unreachable or stuck trip the breaker.
         let healthy = !matches!(result, Err(Failure::Connect | Failure::Timeout));
-        if let Ok(mut b) = self.breaker.lock() {
-            b.record(healthy, Instant::now());
+        if let Ok(mut b) = self.health.breaker.lock() {
+            b.record(healthy, Instant::now);
         }
         result
     }
 
     async fn attempt(
         &self,
+        slot: &mut Slot,
         request: &[u8],
         head: bool,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let start = Instant::now();
-        // A pooled connection the shadow closed while idle fails at once: retry once on a
+        // A kept-alive connection the shadow closed while idle fails at once: retry once on a
         // fresh connection, as any keep-alive client does; the time keeps running.
-        let reused = self.take();
+        let reused = slot.conn.take();
         let was_reused = reused.is_some();
         let first = tokio::time::timeout(timeout, self.once(reused, request, head)).await;
         let result = match first {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err((Failure::Reset, false))) if was_reused => {
                 let left = timeout.saturating_sub(start.elapsed());
-                match tokio::time::timeout(left, self.once(None, request, head)).await {
+                // Boxed: the rare retry should not double the size of every exchange.
+                match tokio::time::timeout(left, Box::pin(self.once(None, request, head))).await {
                     Err(_) => return Err(Failure::Timeout),
                     Ok(r) => r,
                 }
@@ -219,9 +242,7 @@ impl Pool {
         };
         match result {
             Ok((answer, conn)) => {
-                if let Some(c) = conn {
-                    self.give_back(c);
-                }
+                slot.conn = conn;
                 Ok(answer)
             }
             Err((f, _)) => Err(f),
@@ -241,15 +262,17 @@ impl Pool {
             None => self.connect().await.map_err(|f| (f, false))?,
         };
         let t0 = Instant::now();
-        conn.write_all(request)
+        conn.io
+            .write_all(request)
             .await
             .map_err(|e| (classify(&e), false))?;
         let written = Instant::now();
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut buf = std::mem::take(&mut conn.buf);
+        buf.clear();
         let mut first_byte: Option<Instant> = None;
         // Read heads until a final (non-1xx) one.
         let (status, head_len, framing) = loop {
-            let n = read_more(&mut conn, &mut buf)
+            let n = read_more(&mut conn.io, &mut buf)
                 .await
                 .map_err(|e| (classify(&e), first_byte.is_some()))?;
             if n == 0 {
@@ -273,10 +296,14 @@ impl Pool {
             .unwrap_or(written)
             .saturating_duration_since(written);
         buf.drain(..head_len);
-        let (body_len, reusable) = read_body(&mut conn, buf, framing)
+        let (body_len, reusable) = read_body(&mut conn.io, &mut buf, framing)
             .await
             .map_err(|e| (classify(&e), true))?;
         let total = t0.elapsed();
+        // The buffer goes back with the connection; one grown by a big body is not kept.
+        if buf.capacity() <= 4 * READ_CHUNK {
+            conn.buf = buf;
+        }
         Ok((
             Answer {
                 status,
@@ -290,7 +317,7 @@ impl Pool {
 }
 
 /// Reads what is there into the spare capacity of `buf` (no zeroing), at most a chunk.
-async fn read_more(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
     conn.read_buf(buf).await
 }
@@ -353,7 +380,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
 
 /// Reads (and discards) the body; returns its decoded length and whether the connection can
 /// be reused.
-async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::Result<(u64, bool)> {
+async fn read_body(
+    conn: &mut Box<dyn Io>,
+    buf: &mut Vec<u8>,
+    framing: Framing,
+) -> io::Result<(u64, bool)> {
     match framing {
         Framing::None => Ok((0, buf.is_empty())),
         Framing::Length(n) => {
@@ -364,7 +395,7 @@ async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::R
                     return Ok((seen, false));
                 }
                 buf.clear();
-                let got = read_more(conn, &mut buf).await?;
+                let got = read_more(conn, buf).await?;
                 if got == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
@@ -377,7 +408,7 @@ async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::R
             let mut body = 0u64;
             loop {
                 let used = chunked
-                    .feed(&buf, 16 * 1024, &mut |b| body += b.len() as u64)
+                    .feed(buf, 16 * 1024, &mut |b| body += b.len() as u64)
                     .map_err(|_| io::Error::other("invalid chunked body"))?;
                 if chunked.done() {
                     return Ok((body, used == buf.len()));
@@ -386,7 +417,7 @@ async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::R
                     return Ok((body, false));
                 }
                 buf.clear();
-                if read_more(conn, &mut buf).await? == 0 {
+                if read_more(conn, buf).await? == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             }
@@ -395,7 +426,7 @@ async fn read_body(conn: &mut Conn, mut buf: Vec<u8>, framing: Framing) -> io::R
             let mut body = buf.len() as u64;
             loop {
                 buf.clear();
-                let got = read_more(conn, &mut buf).await?;
+                let got = read_more(conn, buf).await?;
                 if got == 0 || body > MAX_DRAIN {
                     return Ok((body, false));
                 }
@@ -414,21 +445,24 @@ mod tests {
         let mut b = Breaker::default();
         let t0 = Instant::now();
         for _ in 0..BREAKER_TRIP {
-            assert!(b.allow(t0));
-            b.record(false, t0);
+            assert!(b.allow(|| t0));
+            b.record(false, || t0);
         }
-        assert!(!b.allow(t0 + Duration::from_millis(10)), "open");
+        assert!(!b.allow(|| t0 + Duration::from_millis(10)), "open");
         let later = t0 + BREAKER_OPEN + Duration::from_millis(1);
-        assert!(b.allow(later), "one probe when half-open");
-        assert!(!b.allow(later), "only one");
-        b.record(false, later);
+        assert!(b.allow(|| later), "one probe when half-open");
+        assert!(!b.allow(|| later), "only one");
+        b.record(false, || later);
         assert!(
-            !b.allow(later + Duration::from_millis(1)),
+            !b.allow(|| later + Duration::from_millis(1)),
             "a failed probe opens it again"
         );
         let again = later + BREAKER_OPEN + Duration::from_millis(1);
-        assert!(b.allow(again));
-        b.record(true, again);
-        assert!(b.allow(again) && b.allow(again), "a success closes it");
+        assert!(b.allow(|| again));
+        b.record(true, || again);
+        assert!(
+            b.allow(|| again) && b.allow(|| again),
+            "a success closes it"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! report is written (that is `report`).
 
 pub mod client;
+pub mod engine;
 pub mod gate;
 pub mod request;
 pub mod select;

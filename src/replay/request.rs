@@ -63,22 +63,20 @@ pub fn write(ex: &Exchange, rw: &Rewrites, out: &mut Vec<u8>) {
     if let Some(h) = host {
         header(out, "Host", h);
     }
-    let connection_tokens: Vec<String> = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| {
-            h.value
-                .split(|&b| b == b',')
-                .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
-        })
-        .collect();
+    // Headers named by a Connection header are hop-by-hop too (RFC 9110 section 7.6.1).
+    let named_by_connection = |name: &str| {
+        req.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    };
     for h in &req.headers {
-        let name = h.name.to_ascii_lowercase();
-        let dropped = NOT_FORWARDED.contains(&name.as_str())
-            || connection_tokens.contains(&name)
-            || rw.strip.iter().any(|s| s.eq_ignore_ascii_case(&name))
-            || rw.set.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name));
+        let name = h.name.as_str();
+        let dropped = NOT_FORWARDED.iter().any(|n| n.eq_ignore_ascii_case(name))
+            || rw.strip.iter().any(|s| s.eq_ignore_ascii_case(name))
+            || rw.set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+            || named_by_connection(name);
         if !dropped {
             header(out, &h.name, &h.value);
         }

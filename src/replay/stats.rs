@@ -82,7 +82,7 @@ pub struct Stats {
     pub mismatch: u64,
     /// (route, production status, shadow status) -> count.
     pub mismatches: BTreeMap<(String, u16, u16), u64>,
-    pub routes: HashMap<String, Route>,
+    pub routes: HashMap<String, Route, ahash::RandomState>,
     /// Actual minus intended send time, µs (schedule lateness).
     pub lateness: Option<Histogram<u64>>,
 }
@@ -126,7 +126,12 @@ impl Stats {
         } else {
             "other"
         };
-        let mut route_stats = self.routes.remove(key).unwrap_or_default();
+        if !self.routes.contains_key(key) {
+            self.routes.insert(key.to_string(), Route::default());
+        }
+        let Some(route_stats) = self.routes.get_mut(key) else {
+            return;
+        };
         for side in [&mut self.production, &mut route_stats.production] {
             if let Some((status, ttfb, total)) = production {
                 side.requests += 1;
@@ -167,7 +172,6 @@ impl Stats {
                 }
             }
         }
-        self.routes.insert(key.to_string(), route_stats);
     }
 }
 

@@ -1,0 +1,459 @@
+//! The replay engine: sends jobs (an exchange and when to send it) to the shadow and gathers
+//! the statistics of both sides.
+//!
+//! Work is spread over shards, one thread each with its own single-threaded runtime, its
+//! own pool of connections and its own statistics, merged at the end. A captured
+//! connection always goes to the same shard, so its requests are sent in their captured
+//! order without any cross-thread hand-off per request. The concurrency cap is split
+//! between the shards: the shadow never sees more connections than `--concurrency`.
+//!
+//! Each shard takes jobs from a bounded queue. [`Engine::push`] blocks when it is full
+//! (files: nothing is dropped); [`Engine::try_push`] gives the jobs back instead (live
+//! capture must never wait).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::http1::Exchange;
+use crate::reassembly::FlowId;
+use crate::replay::client::{Answer, Client, Failure, Slot};
+use crate::replay::request::{self, Rewrites};
+use crate::replay::select::path_of;
+use crate::replay::stats::{route, Stats};
+use crate::replay::tls::Tls;
+use crate::report::redact::redact_target;
+
+/// One request for the shadow: the captured exchange, and when to send it as an offset from
+/// the first job's arrival (None: as soon as a worker is free).
+pub struct Job {
+    /// Boxed: a job is handed on several times, and an exchange is a few hundred bytes.
+    pub ex: Box<Exchange>,
+    pub at: Option<Duration>,
+}
+
+/// A job as a shard gets it: its intended send time made absolute.
+pub(crate) struct Timed {
+    pub ex: Box<Exchange>,
+    pub intended: Option<Instant>,
+}
+
+/// Jobs handed to a shard at once: one wake-up of the shard per batch, not per job.
+pub const BATCH: usize = 64;
+/// Shards at most, whatever the number of cores.
+const MAX_SHARDS: usize = 8;
+
+pub struct Config {
+    pub shadow: SocketAddr,
+    pub tls: Option<Tls>,
+    /// Requests in flight at most, over all shards (and so connections at most).
+    pub concurrency: usize,
+    /// The whole-exchange timeout.
+    pub timeout: Duration,
+    pub rewrites: Rewrites,
+    /// The `--log` file.
+    pub log: Option<BufWriter<File>>,
+    /// Batches waiting per shard at most.
+    pub queue: usize,
+    /// Shards; None: one per core, at most `concurrency` and [`MAX_SHARDS`].
+    pub shards: Option<usize>,
+}
+
+/// Live figures for a progress or status line, updated by the shards as they go.
+#[derive(Default)]
+pub struct Progress {
+    /// Exchanges finished with the shadow (answered or failed).
+    pub sent: AtomicU64,
+    /// Of those, failed (timeout, connect, reset, circuit open, other).
+    pub errors: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+/// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
+type Log = Arc<Mutex<Option<BufWriter<File>>>>;
+
+pub struct Engine {
+    queues: Vec<mpsc::Sender<Vec<Timed>>>,
+    batches: Vec<Vec<Timed>>,
+    threads: Vec<JoinHandle<Stats>>,
+    client: Client,
+    log: Log,
+    /// When offsets count from: the first job's arrival, so the time it took to read up to
+    /// it is not counted as lateness.
+    origin: Option<Instant>,
+    pub progress: Arc<Progress>,
+}
+
+impl Engine {
+    pub fn start(config: Config) -> anyhow::Result<Engine> {
+        let concurrency = config.concurrency.max(1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = config
+            .shards
+            .unwrap_or(cores)
+            .clamp(1, MAX_SHARDS)
+            .min(concurrency);
+        let client = Client::new(config.shadow, config.tls);
+        let log: Log = Arc::new(Mutex::new(config.log));
+        let progress = Arc::new(Progress::default());
+        let rewrites = Arc::new(config.rewrites);
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..shards {
+            // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
+            let slots = concurrency / shards + usize::from(i < concurrency % shards);
+            let (tx, rx) = mpsc::channel(config.queue.max(1));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let shard = Shard {
+                client: client.clone(),
+                slots,
+                timeout: config.timeout,
+                rewrites: rewrites.clone(),
+                log: log.clone(),
+                progress: progress.clone(),
+                precise: true,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("shadowtap-replay-{i}"))
+                .spawn(move || runtime.block_on(run_shard(rx, shard)))
+                .context("starting a replay thread")?;
+            queues.push(tx);
+            threads.push(thread);
+        }
+        Ok(Engine {
+            batches: queues.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            queues,
+            threads,
+            client,
+            log,
+            origin: None,
+            progress,
+        })
+    }
+
+    fn timed(&mut self, job: Job) -> Timed {
+        let origin = *self.origin.get_or_insert_with(Instant::now);
+        Timed {
+            ex: job.ex,
+            intended: job.at.map(|at| origin + at),
+        }
+    }
+
+    fn shard_of(&self, flow: FlowId) -> usize {
+        // Flow ids are handed out in sequence; a multiplicative hash spreads them anyway.
+        (flow.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len()
+    }
+
+    /// Queues a job, waiting while its shard's queue is full. Call [`Engine::flush`] (or
+    /// [`Engine::finish`]) when no more jobs come for a while: jobs go in batches.
+    pub fn push(&mut self, job: Job) {
+        let i = self.shard_of(job.ex.flow);
+        let job = self.timed(job);
+        self.batches[i].push(job);
+        if self.batches[i].len() == BATCH {
+            let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
+            // A shard gone (its thread ended) has nothing to give back; its count is lost
+            // only if it panicked, which `finish` reports.
+            let _ = self.queues[i].blocking_send(batch);
+        }
+    }
+
+    /// Hands every partly filled batch over, waiting while queues are full.
+    pub fn flush(&mut self) {
+        for (queue, batch) in self.queues.iter().zip(&mut self.batches) {
+            if !batch.is_empty() {
+                let _ = queue.blocking_send(std::mem::take(batch));
+            }
+        }
+    }
+
+    /// Queues a job unless its shard's queue is full; then the job comes back. Jobs go in
+    /// batches: call [`Engine::try_flush`] often.
+    pub fn try_push(&mut self, job: Job) -> Result<(), Vec<Box<Exchange>>> {
+        let i = self.shard_of(job.ex.flow);
+        let job = self.timed(job);
+        self.batches[i].push(job);
+        if self.batches[i].len() < BATCH {
+            return Ok(());
+        }
+        self.try_send(i)
+    }
+
+    /// Hands every partly filled batch over; the jobs of shards whose queue is full come back.
+    pub fn try_flush(&mut self) -> Result<(), Vec<Box<Exchange>>> {
+        let mut refused = Vec::new();
+        for i in 0..self.queues.len() {
+            if let Err(jobs) = self.try_send(i) {
+                refused.extend(jobs);
+            }
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(refused)
+        }
+    }
+
+    fn try_send(&mut self, i: usize) -> Result<(), Vec<Box<Exchange>>> {
+        if self.batches[i].is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
+        match self.queues[i].try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
+                Err(b.into_iter().map(|t| t.ex).collect())
+            }
+        }
+    }
+
+    /// Sends what is queued, waits for every exchange in flight, and returns the merged
+    /// statistics and the first TLS error.
+    pub fn finish(mut self) -> anyhow::Result<(Stats, Option<String>)> {
+        self.flush();
+        self.queues.clear();
+        let mut stats = Stats::default();
+        for thread in self.threads {
+            let shard = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
+            stats.merge(&shard);
+        }
+        if let Ok(mut guard) = self.log.lock() {
+            if let Some(w) = guard.as_mut() {
+                w.flush().context("writing the log")?;
+            }
+        }
+        Ok((stats, self.client.tls_error()))
+    }
+}
+
+/// One shard's share of the work.
+pub(crate) struct Shard {
+    pub client: Client,
+    /// Requests in flight at most: one worker, with its own connection, each.
+    pub slots: usize,
+    pub timeout: Duration,
+    pub rewrites: Arc<Rewrites>,
+    pub log: Log,
+    pub progress: Arc<Progress>,
+    /// Yield to the exact send time after the timer's last tick (off under a paused clock,
+    /// where spinning would never see time move).
+    pub precise: bool,
+}
+
+/// The timer wheel ticks every millisecond: sleep to within this of the intended time, then
+/// yield until it, so requests leave on schedule to well under a millisecond.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+async fn wait_until(intended: Instant, precise: bool) {
+    let now = Instant::now();
+    if intended <= now {
+        // Sleeping until a time already past would still wait for the next timer tick.
+        return;
+    }
+    if !precise {
+        tokio::time::sleep_until(intended).await;
+        return;
+    }
+    if intended - now > TIMER_SLACK {
+        tokio::time::sleep_until(intended - TIMER_SLACK).await;
+    }
+    while Instant::now() < intended {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Jobs waiting in one worker's queue at most.
+const WORKER_QUEUE: usize = 4;
+
+/// A job on its way to a worker, with the time it was meant to leave.
+struct Work {
+    ex: Box<Exchange>,
+    intended: Instant,
+}
+
+/// A worker as the shard's dispatcher sees it.
+struct Worker {
+    queue: mpsc::Sender<Work>,
+    /// Jobs handed to it, and (updated by the worker) jobs it finished; they finish in order.
+    given: u64,
+    done: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn load(&self) -> u64 {
+        self.given - self.done.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends the jobs of one queue and returns the shard's statistics.
+///
+/// Each of `slots` workers owns one connection and sends one request at a time. A job goes
+/// to the worker already holding its captured connection's previous request when that one
+/// is not finished (so requests of a connection stay in order), else to the least loaded
+/// worker. No task, channel or lock per request beyond the worker's queue.
+pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard) -> Stats {
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let mut workers = Vec::new();
+    let mut handles = JoinSet::new();
+    for _ in 0..shard.slots.max(1) {
+        let (tx, queue) = mpsc::channel(WORKER_QUEUE);
+        let done = Arc::new(AtomicU64::new(0));
+        handles.spawn(work(
+            queue,
+            done.clone(),
+            shard.client.clone(),
+            shard.rewrites.clone(),
+            shard.timeout,
+            stats.clone(),
+            shard.log.clone(),
+            shard.progress.clone(),
+        ));
+        workers.push(Worker {
+            queue: tx,
+            given: 0,
+            done,
+        });
+    }
+    // The worker and job number of each captured connection's last request. Entries whose
+    // request is finished are pruned, so the table holds about as many entries as jobs queued.
+    let mut flows: HashMap<FlowId, (usize, u64), ahash::RandomState> = HashMap::default();
+    let prune_at = 2 * workers.len() * (WORKER_QUEUE + 1) + 64;
+    let mut next = 0;
+    'jobs: while let Some(batch) = rx.recv().await {
+        for job in batch {
+            let intended = match job.intended {
+                Some(intended) => {
+                    wait_until(intended, shard.precise).await;
+                    intended
+                }
+                None => Instant::now(),
+            };
+            if flows.len() >= prune_at {
+                flows.retain(|_, &mut (w, n)| workers[w].done.load(Ordering::Relaxed) < n);
+            }
+            let busy = flows
+                .get(&job.ex.flow)
+                .filter(|&&(w, n)| workers[w].done.load(Ordering::Relaxed) < n)
+                .map(|&(w, _)| w);
+            let w = busy.unwrap_or_else(|| {
+                // The least loaded worker, looking from a rotating start so idle ones share.
+                let n = workers.len();
+                let mut best = next % n;
+                for i in 0..n {
+                    let w = (next + i) % n;
+                    if workers[w].load() < workers[best].load() {
+                        best = w;
+                    }
+                    if workers[best].load() == 0 {
+                        break;
+                    }
+                }
+                next = best + 1;
+                best
+            });
+            workers[w].given += 1;
+            flows.insert(job.ex.flow, (w, workers[w].given));
+            let work = Work {
+                ex: job.ex,
+                intended,
+            };
+            if workers[w].queue.send(work).await.is_err() {
+                break 'jobs;
+            }
+        }
+    }
+    drop(workers);
+    while handles.join_next().await.is_some() {}
+    drop(handles);
+    Arc::try_unwrap(stats)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .unwrap_or_default()
+}
+
+/// One worker: its connection, one request at a time, in the order queued.
+#[allow(clippy::too_many_arguments, reason = "a task's captures, spelled out")]
+async fn work(
+    mut queue: mpsc::Receiver<Work>,
+    done: Arc<AtomicU64>,
+    client: Client,
+    rewrites: Arc<Rewrites>,
+    timeout: Duration,
+    stats: Arc<Mutex<Stats>>,
+    log: Log,
+    progress: Arc<Progress>,
+) {
+    let mut slot = Slot::default();
+    let mut wire = Vec::new();
+    while let Some(Work { ex, intended }) = queue.recv().await {
+        request::write(&ex, &rewrites, &mut wire);
+        // Lateness is taken at the real send: waiting for a free worker or for the
+        // connection's previous request counts, so nothing hides it.
+        let late = Instant::now().saturating_duration_since(intended);
+        progress.in_flight.fetch_add(1, Ordering::Relaxed);
+        let is_head = ex.request.method.eq_ignore_ascii_case("HEAD");
+        let answer = client.exchange(&mut slot, &wire, is_head, timeout).await;
+        let production = ex
+            .response
+            .as_ref()
+            .map(|r| (r.status, ex.ttfb_us().unwrap_or(0), ex.total_us()));
+        let name = route(&ex.request.method, path_of(&ex.request.target));
+        log_line(&log, &ex, &name, &answer);
+        if let Ok(mut s) = stats.lock() {
+            s.late(late);
+            s.replayed(&name, production, answer, timeout);
+        }
+        progress.sent.fetch_add(1, Ordering::Relaxed);
+        if answer.is_err() {
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        progress.in_flight.fetch_sub(1, Ordering::Relaxed);
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failure>) {
+    let Ok(mut guard) = log.lock() else {
+        return;
+    };
+    let Some(w) = guard.as_mut() else {
+        return;
+    };
+    // What replay writes is redacted (DESIGN.md "Redaction").
+    let uri = redact_target(&ex.request.target);
+    let line = json!({
+        "ts": ex.request.first_ts.to_string().parse::<f64>().unwrap_or(0.0),
+        "method": ex.request.method,
+        "uri": String::from_utf8_lossy(&uri),
+        "route": route,
+        "production": {
+            "status": ex.response.as_ref().map(|r| r.status),
+            "ttfb_us": ex.ttfb_us(),
+            "total_us": ex.total_us(),
+        },
+        "shadow": match answer {
+            Ok(a) => json!({"status": a.status, "ttfb_us": a.ttfb.as_micros() as u64, "total_us": a.total.as_micros() as u64, "error": null}),
+            Err(f) => json!({"status": null, "ttfb_us": null, "total_us": null, "error": f.name()}),
+        },
+    });
+    if writeln!(w, "{line}").is_err() {
+        // A full disk stops the log, not the replay.
+        *guard = None;
+    }
+}
