@@ -5,9 +5,15 @@ Usage: benches/replay_vs_wrk.py [--size-mb 300] [--runs 5] [--seconds 10]
 
 Starts nginx on 127.0.0.1 returning 204 to everything (needs `apt-get install nginx-light
 wrk`; `cargo install oha` for the second reference), measures wrk and oha at 64 keep-alive
-connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurrency 64` on a
-generated keep-alive capture (`cargo run --release --example gencap`), and prints requests
-per second, the ratio to wrk, and the most connections shadowtap had open to nginx.
+connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurrency 64` on two
+generated keep-alive captures (`cargo run --release --example gencap`, 256 connections open
+at a time), and prints requests per second, the ratio to wrk, and the most connections
+shadowtap had open to nginx:
+
+- "204 capture": a recording of the same service (GETs answered `204 No Content`), so the
+  replay does what wrk does plus reading and decoding the capture;
+- "page capture": the same GETs answered with a 2.8 KB HTML page, so the reader decodes
+  about ten times as many bytes per request.
 """
 import argparse
 import json
@@ -106,10 +112,13 @@ def main():
     shadowtap = os.path.join(ROOT, "target", "release", "shadowtap")
     # 256 captured connections open at a time: requests of one connection are replayed in
     # order, so the capture's own concurrency bounds the replay's.
-    capture = os.path.join(OUT, f"replay-{args.size_mb}mb-256conns.pcap")
-    if not os.path.exists(capture):
-        subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gencap"), capture,
-                        str(args.size_mb), "0", "256"], check=True)
+    captures = []
+    for name, body, size in (("204 capture", "0", args.size_mb // 3), ("page capture", "page", args.size_mb)):
+        path = os.path.join(OUT, f"replay-{size}mb-256conns-{body}.pcap")
+        if not os.path.exists(path):
+            subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gencap"), path,
+                            str(size), "0", "256", body], check=True)
+        captures.append((name, path))
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         conf = os.path.join(tmp, "nginx.conf")
@@ -122,16 +131,17 @@ def main():
             rows = [("wrk", statistics.median(wrk(url, args.seconds) for _ in range(args.runs)), "")]
             if shutil.which("oha"):
                 rows.append(("oha", statistics.median(oha(url, args.seconds) for _ in range(args.runs)), ""))
-            runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
-            rate = statistics.median(r[0] for r in runs)
-            rows.append(("shadowtap replay", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections"))
+            for name, capture in captures:
+                runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
+                rate = statistics.median(r[0] for r in runs)
+                rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections"))
         finally:
             subprocess.run(["nginx", "-c", conf, "-s", "stop"])
     wrk_rate = rows[0][1]
     print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs}")
-    print(f"  {'tool':<18} {'req/s':>10} {'x wrk':>7}")
+    print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7}")
     for name, r, note in rows:
-        print(f"  {name:<18} {r:10.0f} {r / wrk_rate:7.2f}  {note}")
+        print(f"  {name:<26} {r:10.0f} {r / wrk_rate:7.2f}  {note}")
 
 
 if __name__ == "__main__":

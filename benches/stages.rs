@@ -20,7 +20,9 @@ const CAPTURE_BYTES: u64 = 32 * 1024 * 1024;
 
 fn capture(mss: usize) -> Vec<u8> {
     let mut buf = Vec::with_capacity(CAPTURE_BYTES as usize + 70_000);
-    if let Err(e) = synth::write_capture(&mut buf, CAPTURE_BYTES, mss, synth::CONCURRENT) {
+    if let Err(e) =
+        synth::write_capture(&mut buf, CAPTURE_BYTES, mss, synth::CONCURRENT, synth::PAGE)
+    {
         panic!("generating the benchmark capture: {e}");
     }
     buf

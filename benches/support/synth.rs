@@ -21,13 +21,18 @@ struct Conn {
     sent: u32,
 }
 
+/// The response body of the generated pages: about 2.8 KB of HTML.
+pub const PAGE: Option<usize> = None;
+
 /// Writes a classic pcap (microseconds, little endian, Ethernet) of about `size` bytes to `w`.
-/// Returns the bytes written and the number of requests in it.
+/// Returns the bytes written and the number of requests in it. `body` is the responses' body
+/// length: [`PAGE`] for 200 responses with a 2.8 KB page, `Some(0)` for `204 No Content`.
 pub fn write_capture<W: Write>(
     w: &mut W,
     size: u64,
     mss: usize,
     concurrent: usize,
+    body: Option<usize>,
 ) -> io::Result<(u64, u64)> {
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
     w.write_all(&2u16.to_le_bytes())?;
@@ -36,9 +41,14 @@ pub fn write_capture<W: Write>(
     w.write_all(&262_144u32.to_le_bytes())?;
     w.write_all(&1u32.to_le_bytes())?;
 
-    let body = "<html><body>".to_string()
-        + &"shadowtap benchmark payload ".repeat(100)
-        + "</body></html>\n";
+    let body = match body {
+        None => {
+            "<html><body>".to_string()
+                + &"shadowtap benchmark payload ".repeat(100)
+                + "</body></html>\n"
+        }
+        Some(n) => "x".repeat(n),
+    };
     let mut written = 24u64;
     let mut now_us: u64 = 1_700_000_000_000_000;
     let mut next_port = 10_000u16;
@@ -135,12 +145,16 @@ pub fn write_capture<W: Write>(
             requests % 5000,
             c.sent
         );
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nContent-Type: text/html\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 10:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"6553b1e0-{:x}\"\r\nAccept-Ranges: bytes\r\n\r\n{}",
-            body.len(),
-            body.len(),
-            body
-        );
+        let resp = if body.is_empty() {
+            "HTTP/1.1 204 No Content\r\nServer: nginx/1.22.1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: keep-alive\r\n\r\n".to_string()
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nContent-Type: text/html\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 10:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"6553b1e0-{:x}\"\r\nAccept-Ranges: bytes\r\n\r\n{}",
+                body.len(),
+                body.len(),
+                body
+            )
+        };
         let seg = if mss == 0 { usize::MAX } else { mss };
         for chunk in req.as_bytes().chunks(seg.min(req.len())) {
             written += pkt(
