@@ -181,9 +181,10 @@ impl Engine {
         }
     }
 
-    /// Queues a job unless its shard's queue is full; then the job comes back. Jobs go in
-    /// batches: call [`Engine::try_flush`] often.
-    pub fn try_push(&mut self, job: Job) -> Result<(), Vec<Box<Exchange>>> {
+    /// Queues a job without waiting. Jobs go in batches: when a full batch finds its shard's
+    /// queue full, the batch is dropped and the error says how many jobs it held. Call
+    /// [`Engine::try_flush`] often.
+    pub fn try_push(&mut self, job: Job) -> Result<(), usize> {
         let i = self.shard_of(job.ex.flow);
         let job = self.timed(job);
         self.batches[i].push(job);
@@ -193,22 +194,23 @@ impl Engine {
         self.try_send(i)
     }
 
-    /// Hands every partly filled batch over; the jobs of shards whose queue is full come back.
-    pub fn try_flush(&mut self) -> Result<(), Vec<Box<Exchange>>> {
-        let mut refused = Vec::new();
+    /// Hands every partly filled batch over without waiting; the error counts the jobs
+    /// dropped because their shard's queue was full.
+    pub fn try_flush(&mut self) -> Result<(), usize> {
+        let mut refused = 0;
         for i in 0..self.queues.len() {
-            if let Err(jobs) = self.try_send(i) {
-                refused.extend(jobs);
+            if let Err(n) = self.try_send(i) {
+                refused += n;
             }
         }
-        if refused.is_empty() {
+        if refused == 0 {
             Ok(())
         } else {
             Err(refused)
         }
     }
 
-    fn try_send(&mut self, i: usize) -> Result<(), Vec<Box<Exchange>>> {
+    fn try_send(&mut self, i: usize) -> Result<(), usize> {
         if self.batches[i].is_empty() {
             return Ok(());
         }
@@ -216,7 +218,7 @@ impl Engine {
         match self.queues[i].try_send(batch) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
-                Err(b.into_iter().map(|t| t.ex).collect())
+                Err(b.len())
             }
         }
     }
