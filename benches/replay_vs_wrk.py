@@ -75,26 +75,54 @@ def oha(url, seconds):
     return float(json.loads(out)["summary"]["requestsPerSec"])
 
 
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def replay(shadowtap, capture, url, port):
+    """Requests per second, requests, most connections open, and the resident memory (KiB)
+    sampled through the run."""
     peak = [0]
+    rss = []
     stop = threading.Event()
+    start = time.perf_counter()
+    proc = subprocess.Popen([shadowtap, "replay", capture, "--shadow", url, "--speed", "max",
+                             "--concurrency", str(CONNECTIONS), "--format", "json", "--progress", "never"],
+                            stdout=subprocess.PIPE)
 
     def watch():
         while not stop.is_set():
             peak[0] = max(peak[0], connections_to(port))
-            time.sleep(0.05)
+            r = rss_kib(proc.pid)
+            if r:
+                rss.append(r)
+            time.sleep(0.02)
 
     t = threading.Thread(target=watch)
     t.start()
-    start = time.perf_counter()
-    out = subprocess.run([shadowtap, "replay", capture, "--shadow", url, "--speed", "max",
-                          "--concurrency", str(CONNECTIONS), "--format", "json", "--progress", "never"],
-                         stdout=subprocess.PIPE, check=True).stdout
+    out, _ = proc.communicate()
     elapsed = time.perf_counter() - start
     stop.set()
     t.join()
+    if proc.returncode != 0:
+        sys.exit(f"bench: shadowtap replay failed with {proc.returncode}")
     report = json.loads(out)
-    return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"], peak[0]
+    return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"], peak[0], rss
+
+
+def flat(rss):
+    """Most resident memory in the first and in the last quarter of the run (MiB)."""
+    if len(rss) < 8:
+        return "too short to sample memory"
+    q = len(rss) // 4
+    return f"RSS {max(rss[:q]) / 1024:.0f} MiB in the first quarter, {max(rss[-q:]) / 1024:.0f} MiB in the last"
 
 
 def main():
@@ -113,7 +141,7 @@ def main():
     # 256 captured connections open at a time: requests of one connection are replayed in
     # order, so the capture's own concurrency bounds the replay's.
     captures = []
-    for name, body, size in (("204 capture", "0", args.size_mb // 3), ("page capture", "page", args.size_mb)):
+    for name, body, size in (("204 capture", "0", args.size_mb), ("page capture", "page", args.size_mb)):
         path = os.path.join(OUT, f"replay-{size}mb-256conns-{body}.pcap")
         if not os.path.exists(path):
             subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gencap"), path,
@@ -134,7 +162,7 @@ def main():
             for name, capture in captures:
                 runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
                 rate = statistics.median(r[0] for r in runs)
-                rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections"))
+                rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections, {flat(runs[-1][3])}"))
         finally:
             subprocess.run(["nginx", "-c", conf, "-s", "stop"])
     wrk_rate = rows[0][1]

@@ -459,3 +459,137 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
         *guard = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Pacing under a paused clock: tokio's time only moves when every task waits, so send
+    //! times and lateness come out exact and the tests take no real time.
+
+    use super::*;
+    use crate::replay::request::HostHeader;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A shadow that answers every request after `delay` and records, per request, the
+    /// paused clock's time (since `t0`) at which its head arrived and its target.
+    async fn shadow(delay: Duration, t0: Instant) -> (SocketAddr, Arc<Mutex<Vec<(u64, String)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                            buf.drain(..end + 4);
+                            let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                            let ms = (Instant::now() - t0).as_millis() as u64;
+                            record.lock().unwrap().push((ms, target));
+                            tokio::time::sleep(delay).await;
+                            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                                .await
+                                .unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn job(flow: u64, target: &str, at: Option<Instant>) -> Timed {
+        let mut ex = crate::replay::test_exchange("GET", target, &[], b"");
+        ex.flow = FlowId(flow);
+        Timed {
+            ex: Box::new(ex),
+            intended: at,
+        }
+    }
+
+    /// Runs one shard over `jobs` (intended times in ms from now) against a shadow answering
+    /// in `delay_ms`; returns when each target arrived (ms) and the shard's statistics.
+    async fn run(
+        slots: usize,
+        delay_ms: u64,
+        jobs: &[(u64, &str, u64)],
+    ) -> (Vec<(u64, String)>, Stats) {
+        let t0 = Instant::now();
+        let (addr, seen) = shadow(Duration::from_millis(delay_ms), t0).await;
+        let shard = Shard {
+            client: Client::new(addr, None),
+            slots,
+            timeout: Duration::from_secs(5),
+            rewrites: Arc::new(Rewrites {
+                host: HostHeader::Keep,
+                set: Vec::new(),
+                strip: Vec::new(),
+            }),
+            log: Arc::new(Mutex::new(None)),
+            progress: Arc::new(Progress::default()),
+            precise: false,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let batch = jobs
+            .iter()
+            .map(|&(flow, target, ms)| job(flow, target, Some(t0 + Duration::from_millis(ms))))
+            .collect();
+        tx.send(batch).await.unwrap();
+        drop(tx);
+        let stats = run_shard(rx, shard).await;
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        (seen, stats)
+    }
+
+    fn lateness_ms(stats: &Stats, percentile: f64) -> u64 {
+        stats
+            .lateness
+            .as_ref()
+            .map_or(0, |h| h.value_at_percentile(percentile) / 1000)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_leave_at_their_intended_times_when_the_shadow_keeps_up() {
+        let (seen, stats) = run(
+            4,
+            5,
+            &[(1, "/a", 0), (2, "/b", 10), (1, "/c", 40), (3, "/d", 1000)],
+        )
+        .await;
+        let at: Vec<(u64, &str)> = seen.iter().map(|(ms, t)| (*ms, t.as_str())).collect();
+        assert_eq!(at, [(0, "/a"), (10, "/b"), (40, "/c"), (1000, "/d")]);
+        assert_eq!(stats.replayed, 4);
+        assert_eq!(lateness_ms(&stats, 100.0), 0, "nothing was late");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_waits_for_its_previous_answer_and_the_wait_is_lateness() {
+        // /c belongs to the same captured connection as /a, whose answer takes 50 ms: it
+        // leaves at 50 ms, 30 ms late. /b, on another connection, is not held up.
+        let (seen, stats) = run(4, 50, &[(1, "/a", 0), (2, "/b", 10), (1, "/c", 20)]).await;
+        let at: Vec<(u64, &str)> = seen.iter().map(|(ms, t)| (*ms, t.as_str())).collect();
+        assert_eq!(at, [(0, "/a"), (10, "/b"), (50, "/c")]);
+        assert_eq!(lateness_ms(&stats, 100.0), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_concurrency_cap_delays_requests_and_says_by_how_much() {
+        // One connection: each request waits for the one before, whatever its connection.
+        let (seen, stats) = run(1, 50, &[(1, "/a", 0), (2, "/b", 10), (3, "/c", 20)]).await;
+        let at: Vec<(u64, &str)> = seen.iter().map(|(ms, t)| (*ms, t.as_str())).collect();
+        assert_eq!(at, [(0, "/a"), (50, "/b"), (100, "/c")]);
+        assert_eq!(lateness_ms(&stats, 100.0), 80, "/c left 80 ms late");
+        assert_eq!(stats.shadow.requests, 3);
+    }
+}
