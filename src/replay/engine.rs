@@ -86,7 +86,9 @@ type Log = Arc<Mutex<Option<BufWriter<File>>>>;
 pub struct Engine {
     queues: Vec<mpsc::Sender<Vec<Timed>>>,
     batches: Vec<Vec<Timed>>,
-    threads: Vec<JoinHandle<Stats>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Each shard's statistics, as they grow.
+    stats: Vec<Arc<Mutex<Stats>>>,
     client: Client,
     log: Log,
     /// When offsets count from: the first job's arrival, so the time it took to read up to
@@ -110,6 +112,7 @@ impl Engine {
         let rewrites = Arc::new(config.rewrites);
         let mut queues = Vec::new();
         let mut threads = Vec::new();
+        let mut all_stats = Vec::new();
         for i in 0..shards {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
@@ -127,9 +130,11 @@ impl Engine {
                 progress: progress.clone(),
                 precise: true,
             };
+            let stats = Arc::new(Mutex::new(Stats::default()));
+            all_stats.push(stats.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("shadowtap-replay-{i}"))
-                .spawn(move || runtime.block_on(run_shard(rx, shard)))
+                .spawn(move || runtime.block_on(run_shard(rx, shard, stats)))
                 .context("starting a replay thread")?;
             queues.push(tx);
             threads.push(thread);
@@ -138,6 +143,7 @@ impl Engine {
             batches: queues.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
             queues,
             threads,
+            stats: all_stats,
             client,
             log,
             origin: None,
@@ -223,18 +229,27 @@ impl Engine {
         }
     }
 
+    /// The statistics so far, merged over the shards.
+    pub fn snapshot(&self) -> Stats {
+        snapshot(&self.stats)
+    }
+
+    /// A handle that takes snapshots from another thread.
+    pub fn stats_handle(&self) -> Vec<Arc<Mutex<Stats>>> {
+        self.stats.clone()
+    }
+
     /// Sends what is queued, waits for every exchange in flight, and returns the merged
     /// statistics and the first TLS error.
     pub fn finish(mut self) -> anyhow::Result<(Stats, Option<String>)> {
         self.flush();
         self.queues.clear();
-        let mut stats = Stats::default();
         for thread in self.threads {
-            let shard = thread
+            thread
                 .join()
                 .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
-            stats.merge(&shard);
         }
+        let stats = snapshot(&self.stats);
         if let Ok(mut guard) = self.log.lock() {
             if let Some(w) = guard.as_mut() {
                 w.flush().context("writing the log")?;
@@ -242,6 +257,17 @@ impl Engine {
         }
         Ok((stats, self.client.tls_error()))
     }
+}
+
+/// The merge of every shard's statistics as they are now.
+pub fn snapshot(shards: &[Arc<Mutex<Stats>>]) -> Stats {
+    let mut all = Stats::default();
+    for shard in shards {
+        if let Ok(s) = shard.lock() {
+            all.merge(&s);
+        }
+    }
+    all
 }
 
 /// One shard's share of the work.
@@ -303,14 +329,17 @@ impl Worker {
     }
 }
 
-/// Sends the jobs of one queue and returns the shard's statistics.
+/// Sends the jobs of one queue, recording into `stats`.
 ///
 /// Each of `slots` workers owns one connection and sends one request at a time. A job goes
 /// to the worker already holding its captured connection's previous request when that one
 /// is not finished (so requests of a connection stay in order), else to the least loaded
 /// worker. No task, channel or lock per request beyond the worker's queue.
-pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard) -> Stats {
-    let stats = Arc::new(Mutex::new(Stats::default()));
+pub(crate) async fn run_shard(
+    mut rx: mpsc::Receiver<Vec<Timed>>,
+    shard: Shard,
+    stats: Arc<Mutex<Stats>>,
+) {
     let mut workers = Vec::new();
     let mut handles = JoinSet::new();
     for _ in 0..shard.slots.max(1) {
@@ -382,11 +411,6 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard) 
     }
     drop(workers);
     while handles.join_next().await.is_some() {}
-    drop(handles);
-    Arc::try_unwrap(stats)
-        .ok()
-        .and_then(|m| m.into_inner().ok())
-        .unwrap_or_default()
 }
 
 /// One worker: its connection, one request at a time, in the order queued.
@@ -546,7 +570,9 @@ mod tests {
             .collect();
         tx.send(batch).await.unwrap();
         drop(tx);
-        let stats = run_shard(rx, shard).await;
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        run_shard(rx, shard, stats.clone()).await;
+        let stats = stats.lock().unwrap().clone();
         let mut seen = seen.lock().unwrap().clone();
         seen.sort();
         (seen, stats)

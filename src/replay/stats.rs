@@ -71,7 +71,7 @@ pub struct Route {
 }
 
 /// Everything a replay report holds.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Stats {
     pub seen: u64,
     pub replayed: u64,
