@@ -19,10 +19,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Replay the captured requests to a shadow deployment and compare it with production.
     Replay(Box<ReplayArgs>),
+    /// Mirror live traffic off an interface to a shadow and compare it with production.
+    Mirror(Box<MirrorArgs>),
     /// Record live traffic off an interface to a pcap file (an HTTP-aware tcpdump).
     Capture(CaptureArgs),
     /// Replay a bundled capture against an embedded shadow with regressions, and show the report.
-    Demo,
+    Demo(DemoArgs),
     /// Render saved JSON reports; several are merged exactly (histograms merged, not averaged).
     Report(ReportArgs),
 }
@@ -79,6 +81,23 @@ pub struct ReplayArgs {
     #[arg(required = true, value_name = "PCAP")]
     pub files: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+
+    /// Pacing: `1` keeps the recorded inter-arrival times, `10` is ten times faster, `max`
+    /// sends as fast as the concurrency allows.
+    #[arg(long, default_value = "1", value_name = "FACTOR|max")]
+    pub speed: String,
+
+    /// Progress on stderr: redrawn in place on a terminal and a line every 10 s otherwise
+    /// (`auto`), always redrawn in place, or never.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// What `replay` and `mirror` share: the shadow, selection, rewrites, limits and outputs.
+#[derive(Debug, clap::Args)]
+pub struct ShadowArgs {
     /// Where to send the requests: `http://HOST[:PORT]` or `https://HOST[:PORT]` (the shadow).
     #[arg(long, value_name = "URL")]
     pub shadow: String,
@@ -123,11 +142,6 @@ pub struct ReplayArgs {
     #[arg(long = "strip-header", value_name = "NAME")]
     pub strip_headers: Vec<String>,
 
-    /// Pacing: `1` keeps the recorded inter-arrival times, `10` is ten times faster, `max`
-    /// sends as fast as the concurrency allows.
-    #[arg(long, default_value = "1", value_name = "FACTOR|max")]
-    pub speed: String,
-
     /// Requests in flight at most (and connections to the shadow).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub concurrency: usize,
@@ -152,11 +166,6 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
 
-    /// Progress on stderr: redrawn in place on a terminal and a line every 10 s otherwise
-    /// (`auto`), always redrawn in place, or never.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    pub progress: Progress,
-
     /// Exit with 3 when a threshold is crossed, for example
     /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
     #[arg(long, value_name = "CONDITIONS")]
@@ -178,15 +187,12 @@ pub enum Progress {
     Never,
 }
 
+/// Where and how to capture live traffic (`capture` and `mirror`).
 #[derive(Debug, clap::Args)]
-pub struct CaptureArgs {
+pub struct LiveArgs {
     /// Interface to capture on (`lo`, `eth0`, `any`).
     #[arg(long, short = 'i', value_name = "IF")]
     pub interface: String,
-
-    /// File to write (classic pcap, nanosecond timestamps; created readable by its owner only).
-    #[arg(long, short = 'w', value_name = "PATH")]
-    pub write: PathBuf,
 
     /// Only TCP traffic to or from this port, both directions (repeatable).
     #[arg(long = "port", value_name = "N")]
@@ -196,17 +202,9 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
 
-    /// Stop after this long (`30s`, `5m`).
+    /// Stop after this long (`30s`, `5m`); otherwise at SIGINT or SIGTERM.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
-
-    /// Stop after this many HTTP exchanges.
-    #[arg(long, value_name = "N")]
-    pub count: Option<u64>,
-
-    /// Start a new file (PATH.1, PATH.2, ...) when the current one reaches this size (`100MiB`).
-    #[arg(long, value_name = "SIZE")]
-    pub rotate_size: Option<String>,
 
     /// Kernel capture buffer (`16MiB`).
     #[arg(long, default_value = "16MiB", value_name = "SIZE")]
@@ -215,4 +213,61 @@ pub struct CaptureArgs {
     /// Promiscuous mode, for a tap or SPAN port.
     #[arg(long)]
     pub promisc: bool,
+
+    /// Drop to this user (and its group) once the capture is open.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub live: LiveArgs,
+
+    /// File to write (classic pcap, nanosecond timestamps; created readable by its owner only).
+    #[arg(long, short = 'w', value_name = "PATH")]
+    pub write: PathBuf,
+
+    /// Stop after this many HTTP exchanges.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Start a new file (PATH.1, PATH.2, ...) when the current one reaches this size (`100MiB`).
+    #[arg(long, value_name = "SIZE")]
+    pub rotate_size: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    pub live: LiveArgs,
+
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+
+    /// A status line on stderr this often (`10s`).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub interval: String,
+
+    /// Also keep what was captured in this pcap file (created readable by its owner only), for
+    /// a later `replay`.
+    #[arg(long, value_name = "PATH")]
+    pub save_pcap: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on this address (`127.0.0.1:9090`) at `/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Batches of up to 64 requests waiting for each replay thread; more are dropped and
+    /// counted (`dropped/queue_full`).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub queue: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Live on loopback: embedded v1 and v2 servers and a client, libpcap on `lo`, v1's
+    /// traffic mirrored to v2 (needs capture privilege).
+    #[arg(long)]
+    pub live: bool,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 
-use crate::cli::{InspectArgs, InspectFormat, ReplayArgs, ReportFormat};
+use crate::cli::{InspectArgs, InspectFormat, ReplayArgs, ReportFormat, ShadowArgs};
 use crate::replay::request::{HostHeader, Rewrites};
 use crate::replay::select::Selection;
 
@@ -105,6 +105,28 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 
 impl ReplaySettings {
     pub fn from_args(args: ReplayArgs) -> anyhow::Result<Self> {
+        let speed = if args.speed == "max" {
+            Speed::Max
+        } else {
+            match args.speed.parse::<f64>() {
+                Ok(f) if f > 0.0 && f.is_finite() => Speed::Factor(f),
+                _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
+            }
+        };
+        Self::build(args.files, speed, args.progress, args.shadow)
+    }
+
+    /// The settings `mirror` shares with `replay`: requests go as they are seen.
+    pub fn for_mirror(args: ShadowArgs) -> anyhow::Result<Self> {
+        Self::build(Vec::new(), Speed::Max, crate::cli::Progress::Never, args)
+    }
+
+    fn build(
+        files: Vec<PathBuf>,
+        speed: Speed,
+        progress: crate::cli::Progress,
+        args: ShadowArgs,
+    ) -> anyhow::Result<Self> {
         let (https, rest) = if let Some(r) = args.shadow.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = args.shadow.strip_prefix("http://") {
@@ -172,19 +194,11 @@ impl ReplaySettings {
             }
             set.push((k.to_string(), v.trim().to_string()));
         }
-        let speed = if args.speed == "max" {
-            Speed::Max
-        } else {
-            match args.speed.parse::<f64>() {
-                Ok(f) if f > 0.0 && f.is_finite() => Speed::Factor(f),
-                _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
-            }
-        };
         if args.concurrency == 0 {
             bail!("--concurrency must be at least 1");
         }
         Ok(ReplaySettings {
-            files: args.files,
+            files,
             shadow,
             tls: if https {
                 let host = authority
@@ -218,7 +232,7 @@ impl ReplaySettings {
                 None => Vec::new(),
             },
             title: None,
-            progress: args.progress,
+            progress,
             limits: Limits::default(),
         })
     }

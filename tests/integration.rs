@@ -8,6 +8,8 @@ mod capture;
 mod fixtures;
 #[path = "integration/inspect.rs"]
 mod inspect;
+#[path = "integration/mirror.rs"]
+mod mirror;
 #[path = "integration/replay.rs"]
 mod replay;
 #[path = "integration/segmentation.rs"]

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::Parser as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -29,19 +30,22 @@ const SLOW: Duration = Duration::from_millis(15);
 /// Largest request head the embedded shadow reads.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// The shadow's answer to one request: status, body, delay.
-fn answer(method: &str, path: &str) -> (u16, &'static str, Duration) {
+/// The answer of the service to one request: status, body, delay. `v2` is the shadow with
+/// its regressions; v1 (for `demo --live`) is the service as it was recorded.
+fn answer(method: &str, path: &str, v2: bool) -> (u16, &'static str, Duration) {
     let path = path.split('?').next().unwrap_or(path);
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
-        ("GET", ["api", "users", id]) if id.ends_with('7') => {
+        ("GET", ["api", "users", id]) if v2 && id.ends_with('7') => {
             (500, "{\"error\":\"db timeout\"}", Duration::from_millis(2))
         }
         ("GET", ["api", "users", _]) => (200, "{\"name\":\"user\"}", Duration::from_millis(2)),
-        ("GET", ["api", "orders", _]) => {
+        ("GET", ["api", "orders", _]) if v2 => {
             (200, "{\"items\":[1,2,3]}", Duration::from_millis(5) + SLOW)
         }
-        ("GET", ["api", "cart"]) => (404, "{\"error\":\"moved\"}", Duration::ZERO),
+        ("GET", ["api", "orders", _]) => (200, "{\"items\":[1,2,3]}", Duration::from_millis(5)),
+        ("GET", ["api", "cart"]) if v2 => (404, "{\"error\":\"moved\"}", Duration::ZERO),
+        ("GET", ["api", "cart"]) => (200, "{\"items\":[]}", Duration::ZERO),
         ("GET", ["api", "search"]) => (200, "{\"results\":[]}", Duration::from_millis(6)),
         ("HEAD", _) => (200, "", Duration::ZERO),
         ("GET", ["static", "app.js"]) => (200, "console.log('app v2');\n", Duration::ZERO),
@@ -49,8 +53,8 @@ fn answer(method: &str, path: &str) -> (u16, &'static str, Duration) {
     }
 }
 
-/// Serves one keep-alive connection of the embedded shadow.
-async fn serve(mut conn: TcpStream) {
+/// Serves one keep-alive connection of an embedded server (v2: the shadow).
+async fn serve(mut conn: TcpStream, v2: bool) {
     let _ = conn.set_nodelay(true);
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -94,7 +98,7 @@ async fn serve(mut conn: TcpStream) {
             }
         }
         buf.drain(..head_len + body_len);
-        let (status, body, delay) = answer(&method, &path);
+        let (status, body, delay) = answer(&method, &path, v2);
         if !delay.is_zero() {
             // A zero sleep would still wait for the next timer tick (1 ms).
             tokio::time::sleep(delay).await;
@@ -110,8 +114,8 @@ async fn serve(mut conn: TcpStream) {
     }
 }
 
-/// Starts the embedded shadow on 127.0.0.1 and returns its address.
-fn start_shadow() -> anyhow::Result<SocketAddr> {
+/// Starts an embedded server on 127.0.0.1 (v2: the shadow) and returns its address.
+fn start_server(v2: bool) -> anyhow::Result<SocketAddr> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -124,7 +128,7 @@ fn start_shadow() -> anyhow::Result<SocketAddr> {
     std::thread::spawn(move || {
         runtime.block_on(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn));
+                tokio::spawn(serve(conn, v2));
             }
         });
     });
@@ -132,7 +136,7 @@ fn start_shadow() -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
-    let shadow = start_shadow()?;
+    let shadow = start_server(true)?;
     let path = std::env::temp_dir().join(format!("shadowtap-demo-{}.pcap", std::process::id()));
     std::fs::write(&path, CAPTURE).with_context(|| format!("writing {}", path.display()))?;
     writeln!(
@@ -170,4 +174,130 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
     let status = replay::run(&settings, out, err);
     let _ = std::fs::remove_file(&path);
     status
+}
+
+/// Requests each embedded client sends in `demo --live`.
+const LIVE_REQUESTS: usize = 150;
+/// Embedded clients (keep-alive connections) in `demo --live`.
+const LIVE_CLIENTS: usize = 4;
+/// Pause between two requests of one client.
+const LIVE_PAUSE: Duration = Duration::from_millis(15);
+/// Time for the capture to start before the clients do.
+const LIVE_WARMUP: Duration = Duration::from_millis(500);
+
+/// The targets an embedded client asks for, in turn: the demo capture's mix of routes.
+fn live_target(client: usize, i: usize) -> (&'static str, String) {
+    let n = client * 1000 + i * 7;
+    match i % 8 {
+        0..=2 => ("GET", format!("/api/users/{}", n % 500)),
+        3 | 4 => ("GET", format!("/api/orders/{}", 1000 + n % 9000)),
+        5 => ("GET", "/api/cart".into()),
+        6 => (
+            "GET",
+            format!("/api/search?q={}", ["hats", "socks", "shoes"][n % 3]),
+        ),
+        _ if i % 16 == 7 => ("HEAD", "/health".into()),
+        _ => ("GET", "/static/app.js".into()),
+    }
+}
+
+/// One embedded client: a keep-alive connection to v1, requests one after the other.
+fn live_client(v1: SocketAddr, client: usize) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(v1)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_nodelay(true)?;
+    for i in 0..LIVE_REQUESTS {
+        let (method, target) = live_target(client, i);
+        // One write per request, as a real client sends it (not one segment per fragment).
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {v1}\r\nUser-Agent: shadowtap-demo\r\nAccept: */*\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes())?;
+        // Read the head, then the Content-Length body (none for HEAD).
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head_len, body_len) = loop {
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut slots = [httparse::EMPTY_HEADER; 16];
+            let mut resp = httparse::Response::new(&mut slots);
+            if let Ok(httparse::Status::Complete(len)) = resp.parse(&buf) {
+                let cl = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                    .unwrap_or(0);
+                break (len, if method == "HEAD" { 0 } else { cl });
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(std::io::ErrorKind::InvalidData.into());
+            }
+        };
+        while buf.len() < head_len + body_len {
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        std::thread::sleep(LIVE_PAUSE);
+    }
+    Ok(())
+}
+
+/// `demo --live`: embedded v1 and v2 servers and clients driving v1 on loopback; libpcap on
+/// `lo` mirrors v1's traffic to v2 and the report compares them.
+pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+    let v1 = start_server(false)?;
+    let v2 = start_server(true)?;
+    let seconds = LIVE_WARMUP + LIVE_PAUSE * LIVE_REQUESTS as u32 + Duration::from_secs(1);
+    let cli = crate::cli::Cli::try_parse_from([
+        "shadowtap".to_string(),
+        "mirror".into(),
+        "--interface".into(),
+        "lo".into(),
+        "--port".into(),
+        v1.port().to_string(),
+        "--shadow".into(),
+        format!("http://{v2}"),
+        "--duration".into(),
+        format!("{}ms", seconds.as_millis()),
+        "--interval".into(),
+        "1s".into(),
+    ])?;
+    let crate::cli::Command::Mirror(args) = cli.command else {
+        anyhow::bail!("demo --live: could not build the mirror command");
+    };
+    writeln!(
+        out,
+        "demo --live: {LIVE_CLIENTS} embedded clients send {} requests to v1 on {v1}; shadowtap captures\n\
+         them on lo and mirrors them to v2 on {v2}, which has three regressions: /api/orders/{{id}}\n\
+         15 ms slower, /api/users/{{id}} 500 for ids ending in 7, /api/cart 404.\n",
+        LIVE_CLIENTS * LIVE_REQUESTS
+    )?;
+    let clients = std::thread::spawn(move || {
+        std::thread::sleep(LIVE_WARMUP);
+        let handles: Vec<_> = (0..LIVE_CLIENTS)
+            .map(|c| std::thread::spawn(move || live_client(v1, c)))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .filter(Result::is_err)
+            .count()
+    });
+    let status = super::mirror::run(*args, out, err)?;
+    let failed = clients.join().unwrap_or(LIVE_CLIENTS);
+    if failed > 0 {
+        writeln!(
+            err,
+            "shadowtap: warning: {failed} embedded clients could not finish"
+        )?;
+    }
+    Ok(status)
 }

@@ -4,6 +4,8 @@
 pub mod capture;
 pub mod demo;
 pub mod inspect;
+pub mod live;
+pub mod mirror;
 pub mod replay;
 pub mod report;
 
@@ -54,8 +56,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             // stderr is not held locked: the progress line is drawn on it from another thread.
             replay::run(&settings, &mut stdout.lock(), &mut std::io::stderr())
         }
+        Command::Mirror(args) => mirror::run(*args, &mut stdout.lock(), &mut std::io::stderr()),
         Command::Capture(args) => capture::run(&args, &mut stdout.lock(), &mut std::io::stderr()),
-        Command::Demo => demo::run(&mut stdout.lock(), &mut std::io::stderr()),
+        Command::Demo(args) if args.live => {
+            demo::run_live(&mut stdout.lock(), &mut std::io::stderr())
+        }
+        Command::Demo(_) => demo::run(&mut stdout.lock(), &mut std::io::stderr()),
         Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
     }
 }

@@ -4,3 +4,4 @@
 pub mod files;
 pub mod fixtures;
 pub mod packets;
+pub mod schema;
