@@ -14,3 +14,5 @@ mod mirror;
 mod replay;
 #[path = "integration/segmentation.rs"]
 mod segmentation;
+#[path = "integration/tap.rs"]
+mod tap;

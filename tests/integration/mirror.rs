@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::replay::{shadow, Behaviour};
 use crate::support::schema::schema_errors;
 
-fn bin() -> &'static str {
+pub(super) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shadowtap")
 }
 
-fn can_capture() -> bool {
+pub(super) fn can_capture() -> bool {
     Command::new(bin())
         .args([
             "capture",
@@ -35,7 +35,7 @@ fn can_capture() -> bool {
 
 /// A production server: answers every request 200 (reading Content-Length and chunked
 /// bodies), keep-alive, on `addr` (`127.0.0.1:0` or `[::1]:0`).
-fn production(addr: &str) -> SocketAddr {
+pub(super) fn production(addr: &str) -> SocketAddr {
     let listener = TcpListener::bind(addr).expect("bind production");
     let local = listener.local_addr().expect("addr");
     thread::spawn(move || {
@@ -101,7 +101,7 @@ fn answer_all(conn: TcpStream) {
 }
 
 /// Sends `raw` on a connection and reads `answers` responses of the production server.
-fn exchange(conn: &mut TcpStream, raw: &str, answers: usize) {
+pub(super) fn exchange(conn: &mut TcpStream, raw: &str, answers: usize) {
     conn.write_all(raw.as_bytes()).unwrap();
     let want = answers * b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".len();
     let mut got = 0;
@@ -115,14 +115,19 @@ fn exchange(conn: &mut TcpStream, raw: &str, answers: usize) {
 }
 
 /// A running `mirror --format json`, started once it says it is capturing.
-struct Mirror {
+pub(super) struct Mirror {
     child: Child,
     stderr: Arc<Mutex<String>>,
 }
 
 fn mirror(args: &[&str]) -> Mirror {
+    mirror_on("lo", args)
+}
+
+/// A running `mirror -i INTERFACE --format json ARGS`.
+pub(super) fn mirror_on(interface: &str, args: &[&str]) -> Mirror {
     let mut child = Command::new(bin())
-        .args(["mirror", "-i", "lo", "--format", "json"])
+        .args(["mirror", "-i", interface, "--format", "json"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,7 +136,7 @@ fn mirror(args: &[&str]) -> Mirror {
     let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
     reader.read_line(&mut first).expect("read stderr");
-    assert!(first.contains("mirroring lo"), "{first}");
+    assert!(first.contains("mirroring "), "{first}");
     let stderr = Arc::new(Mutex::new(first));
     let rest = stderr.clone();
     thread::spawn(move || {
@@ -147,7 +152,7 @@ fn mirror(args: &[&str]) -> Mirror {
 impl Mirror {
     /// Sends `signal` (after `settle` for the last packets to be captured and sent) and returns
     /// the exit code, the JSON report and stderr.
-    fn stop(self, signal: &str, settle: Duration) -> (i32, Value, String) {
+    pub(super) fn stop(self, signal: &str, settle: Duration) -> (i32, Value, String) {
         thread::sleep(settle);
         let pid = self.child.id().to_string();
         Command::new("kill").args([signal, &pid]).status().unwrap();
@@ -173,7 +178,7 @@ impl Mirror {
     }
 }
 
-fn targets(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
+pub(super) fn targets(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
     let mut t: Vec<String> = seen
         .lock()
         .unwrap()

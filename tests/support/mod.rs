@@ -3,5 +3,6 @@
 
 pub mod files;
 pub mod fixtures;
+pub mod netns;
 pub mod packets;
 pub mod schema;

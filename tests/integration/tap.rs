@@ -1,0 +1,69 @@
+//! A tap port: client and server in network namespaces of their own, joined by a bridge that
+//! floods every frame to every port; shadowtap listens in promiscuous mode on a third port,
+//! sees traffic that is neither from nor to its host, and mirrors it to a shadow.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::mirror::{can_capture, exchange, mirror_on, production, targets};
+use super::replay::{shadow, Behaviour};
+use crate::support::netns::{self, Hub};
+
+#[test]
+fn mirror_on_a_tap_port_sees_other_hosts_traffic() {
+    if !can_capture() || !netns::available() {
+        eprintln!("skipped: needs root (capture and network namespaces)");
+        return;
+    }
+    let hub = Hub::new();
+    let server_ip = hub.server_ip.clone();
+    let prod: SocketAddr = Hub::within(&hub.server_ns, move || {
+        production(&format!("{server_ip}:0"))
+    });
+    let shadow = shadow(Behaviour::Answer(200));
+    let m = mirror_on(
+        &hub.tap,
+        &[
+            "--promisc",
+            "--port",
+            &prod.port().to_string(),
+            "--shadow",
+            &shadow.url,
+            "--allow-writes",
+        ],
+    );
+    // The client reaches the server across the bridge; nothing of it touches this host's
+    // own addresses.
+    let mut conn: TcpStream = Hub::within(&hub.client_ns, move || {
+        TcpStream::connect_timeout(&prod, Duration::from_secs(5))
+            .expect("connect across the bridge")
+    });
+    exchange(&mut conn, "GET /tap/1 HTTP/1.1\r\nHost: prod\r\n\r\n", 1);
+    exchange(
+        &mut conn,
+        "GET /tap/2 HTTP/1.1\r\nHost: prod\r\n\r\nGET /tap/3?q=x HTTP/1.1\r\nHost: prod\r\n\r\n",
+        2,
+    );
+    exchange(
+        &mut conn,
+        "POST /tap/form HTTP/1.1\r\nHost: prod\r\nContent-Length: 5\r\n\r\nhello",
+        1,
+    );
+    drop(conn);
+    let (code, report, err) = m.stop("-INT", Duration::from_millis(800));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        targets(&shadow.seen),
+        ["/tap/1", "/tap/2", "/tap/3?q=x", "/tap/form"],
+        "{report}"
+    );
+    assert_eq!(report["counts"]["seen"], 4, "{report}");
+    assert_eq!(report["counts"]["replayed"], 4, "{report}");
+    // Production timed off the tap: every request answered, measured.
+    assert_eq!(report["production"]["status"]["2xx"], 4, "{report}");
+    assert_eq!(report["capture"]["kernel_drops"], 0, "{report}");
+    assert!(
+        report["capture"]["interface"] == hub.tap.as_str(),
+        "{report}"
+    );
+}
