@@ -1,6 +1,8 @@
 //! Request and response heads: httparse for the syntax, then the message-framing decision of
 //! RFC 9112 section 6.3 (which body follows, and whether the framing is ambiguous).
 
+use std::mem::MaybeUninit;
+
 use super::limits::{HttpCounters, Limits};
 use super::{Flags, Header};
 
@@ -32,7 +34,6 @@ pub(super) struct RequestHead {
 pub(super) struct ResponseHead {
     pub status: u16,
     pub version: u8,
-    pub headers: Vec<Header>,
     /// Framing from the headers alone; the caller applies the request-dependent rules
     /// (HEAD, 1xx, 204, 304, CONNECT).
     pub body: BodyKind,
@@ -74,20 +75,20 @@ fn bare_lf(head: &[u8]) -> bool {
 
 /// The body framing the headers declare, with anomalies flagged and counted: `Ok(None)` for
 /// a transfer coding other than chunked, `Err` for an unusable Content-Length.
-fn framing(
-    headers: &[Header],
+fn framing<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     flags: &mut Flags,
     counters: &mut HttpCounters,
 ) -> Result<Option<BodyKind>, ()> {
     let mut te: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
     let mut lengths_conflict = false;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            te = Some(&h.value);
-        } else if h.name.eq_ignore_ascii_case("content-length") {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            te = Some(value);
+        } else if name.eq_ignore_ascii_case("content-length") {
             // Digits only: `+5`, `-1`, ` 5 x`, `5, 5` and overflow are all malformed (H18).
-            let value = h.value.trim_ascii();
+            let value = value.trim_ascii();
             let n = std::str::from_utf8(value)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -157,9 +158,10 @@ pub(super) fn request(
     limits: &Limits,
     counters: &mut HttpCounters,
 ) -> Parsed<RequestHead> {
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-    let mut req = httparse::Request::new(&mut slots);
-    let status = config().parse_request(&mut req, buf);
+    // Uninitialised slots: initialising 128 of them would cost more than most parses.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut []);
+    let status = config().parse_request_with_uninit_headers(&mut req, buf, &mut slots);
     if matches!(status, Ok(httparse::Status::Partial))
         && buf.len() > MAX_METHOD
         && memchr::memchr(b' ', &buf[..=MAX_METHOD]).is_none()
@@ -188,7 +190,10 @@ pub(super) fn request(
         counters.lenient_eol += 1;
     }
     let headers = owned(req.headers);
-    let body = match framing(&headers, &mut flags, counters) {
+    let fields = headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_slice()));
+    let body = match framing(fields, &mut flags, counters) {
         // A request with a transfer coding other than chunked cannot be framed (RFC 9112
         // section 6.3 item 4): the direction stops.
         Ok(None) | Err(()) => {
@@ -197,15 +202,11 @@ pub(super) fn request(
         }
         Ok(Some(kind)) => kind,
     };
-    let hosts: Vec<&[u8]> = headers
+    let hosts = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("host"))
-        .map(|h| h.value.as_slice())
-        .collect();
-    if (version == 1 && hosts.is_empty())
-        || hosts.windows(2).any(|w| w[0] != w[1])
-        || hosts.len() > 1
-    {
+        .count();
+    if (version == 1 && hosts == 0) || hosts > 1 {
         flags.insert(Flags::HOST_ANOMALY);
         counters.host_anomaly += 1;
     }
@@ -234,10 +235,10 @@ pub(super) fn response(
     limits: &Limits,
     counters: &mut HttpCounters,
 ) -> Parsed<ResponseHead> {
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-    let mut resp = httparse::Response::new(&mut slots);
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut []);
     let n = match head_len(
-        config().parse_response(&mut resp, buf),
+        config().parse_response_with_uninit_headers(&mut resp, buf, &mut slots),
         buf.len(),
         limits,
         counters,
@@ -253,8 +254,9 @@ pub(super) fn response(
         flags.insert(Flags::LENIENT);
         counters.lenient_eol += 1;
     }
-    let headers = owned(resp.headers);
-    let body = match framing(&headers, &mut flags, counters) {
+    // Only the framing is wanted of a response's headers: they are read in place, not kept.
+    let fields = resp.headers.iter().map(|h| (h.name, h.value));
+    let body = match framing(fields, &mut flags, counters) {
         Ok(Some(kind)) => kind,
         // Unknown transfer coding, or an unusable length: the body runs to the close
         // (RFC 9112 section 6.3 items 4 and 5 for responses).
@@ -271,7 +273,6 @@ pub(super) fn response(
         ResponseHead {
             status,
             version,
-            headers,
             body,
             flags,
         },

@@ -95,7 +95,8 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub version: u8,
-    pub headers: Vec<Header>,
+    // No headers: a response is compared by status and timing, and its headers are read in
+    // place for framing only (keeping them would cost allocations on every exchange).
     /// Decoded (de-chunked, not decompressed) body bytes seen.
     pub body_len: u64,
     /// The response was seen whole.

@@ -701,7 +701,6 @@ impl Conn {
         p.response = Some(Response {
             status: h.status,
             version: h.version,
-            headers: h.headers,
             body_len: 0,
             complete: false,
             first_ts: head_ts,
