@@ -258,9 +258,9 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
 
-    /// Batches of up to 64 requests waiting for each replay thread; more are dropped and
-    /// counted (`dropped/queue_full`).
-    #[arg(long, default_value_t = 16, value_name = "N")]
+    /// Requests waiting for each replay thread at most; more are dropped and counted
+    /// (`dropped/queue_full`), so capture never waits on the shadow.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     pub queue: usize,
 }
 

@@ -119,7 +119,8 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
         log,
-        queue: args.queue.max(1),
+        queue: 1,
+        waiting: args.queue.max(1),
         shards: None,
     })?;
     let counts = Arc::new(CaptureCounts::default());
@@ -215,11 +216,11 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);
             }
-            if last_flush.elapsed() >= FLUSH_EVERY {
+            if now.duration_since(last_flush) >= FLUSH_EVERY {
                 if let Err(n) = engine.borrow_mut().try_flush() {
                     drop_count(&local, n);
                 }
-                last_flush = Instant::now();
+                last_flush = now;
             }
         }
         // Exchanges still open at the end are emitted (as incomplete, when they are), so

@@ -276,6 +276,7 @@ pub fn run(
         rewrites: settings.rewrites.clone(),
         log,
         queue: QUEUE,
+        waiting: QUEUE * engine::BATCH,
         shards: None,
     })?;
     let total: u64 = settings

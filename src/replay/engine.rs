@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,8 +64,11 @@ pub struct Config {
     pub rewrites: Rewrites,
     /// The `--log` file.
     pub log: Option<BufWriter<File>>,
-    /// Batches waiting per shard at most.
+    /// Batches waiting per shard at most (what [`Engine::push`] waits on).
     pub queue: usize,
+    /// Jobs waiting per shard at most for [`Engine::try_push`]: more are refused. Batches
+    /// handed over often are small, so a bound in batches alone would refuse early.
+    pub waiting: usize,
     /// Shards; None: one per core, at most `concurrency` and [`MAX_SHARDS`].
     pub shards: Option<usize>,
 }
@@ -86,6 +89,9 @@ type Log = Arc<Mutex<Option<BufWriter<File>>>>;
 pub struct Engine {
     queues: Vec<mpsc::Sender<Vec<Timed>>>,
     batches: Vec<Vec<Timed>>,
+    /// Jobs handed to each shard and not yet given to one of its workers.
+    pending: Vec<Arc<AtomicUsize>>,
+    waiting: usize,
     threads: Vec<JoinHandle<()>>,
     /// Each shard's statistics, as they grow.
     stats: Vec<Arc<Mutex<Stats>>>,
@@ -113,10 +119,13 @@ impl Engine {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         let mut all_stats = Vec::new();
+        let mut pending = Vec::new();
         for i in 0..shards {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
-            let (tx, rx) = mpsc::channel(config.queue.max(1));
+            let (tx, rx) = mpsc::channel(config.queue.max(config.waiting).max(1));
+            let waiting = Arc::new(AtomicUsize::new(0));
+            pending.push(waiting.clone());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -129,6 +138,7 @@ impl Engine {
                 log: log.clone(),
                 progress: progress.clone(),
                 precise: true,
+                pending: waiting,
             };
             let stats = Arc::new(Mutex::new(Stats::default()));
             all_stats.push(stats.clone());
@@ -142,6 +152,8 @@ impl Engine {
         Ok(Engine {
             batches: queues.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
             queues,
+            pending,
+            waiting: config.waiting.max(1),
             threads,
             stats: all_stats,
             client,
@@ -174,22 +186,26 @@ impl Engine {
             let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
             // A shard gone (its thread ended) has nothing to give back; its count is lost
             // only if it panicked, which `finish` reports.
+            self.pending[i].fetch_add(BATCH, Ordering::Relaxed);
             let _ = self.queues[i].blocking_send(batch);
         }
     }
 
     /// Hands every partly filled batch over, waiting while queues are full.
     pub fn flush(&mut self) {
-        for (queue, batch) in self.queues.iter().zip(&mut self.batches) {
+        for ((queue, batch), pending) in
+            self.queues.iter().zip(&mut self.batches).zip(&self.pending)
+        {
             if !batch.is_empty() {
+                pending.fetch_add(batch.len(), Ordering::Relaxed);
                 let _ = queue.blocking_send(std::mem::take(batch));
             }
         }
     }
 
-    /// Queues a job without waiting. Jobs go in batches: when a full batch finds its shard's
-    /// queue full, the batch is dropped and the error says how many jobs it held. Call
-    /// [`Engine::try_flush`] often.
+    /// Queues a job without waiting. Jobs go in batches: when a batch would take its shard
+    /// over [`Config::waiting`] jobs, the batch is dropped and the error says how many jobs
+    /// it held. Call [`Engine::try_flush`] often.
     pub fn try_push(&mut self, job: Job) -> Result<(), usize> {
         let i = self.shard_of(job.ex.flow);
         let job = self.timed(job);
@@ -221,9 +237,15 @@ impl Engine {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
+        let n = batch.len();
+        if self.pending[i].load(Ordering::Relaxed) + n > self.waiting {
+            return Err(n);
+        }
+        self.pending[i].fetch_add(n, Ordering::Relaxed);
         match self.queues[i].try_send(batch) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
+                self.pending[i].fetch_sub(n, Ordering::Relaxed);
                 Err(b.len())
             }
         }
@@ -282,6 +304,9 @@ pub(crate) struct Shard {
     /// Yield to the exact send time after the timer's last tick (off under a paused clock,
     /// where spinning would never see time move).
     pub precise: bool,
+    /// Jobs handed to this shard not yet given to a worker (the engine's count, decremented
+    /// here).
+    pub pending: Arc<AtomicUsize>,
 }
 
 /// The timer wheel ticks every millisecond: sleep to within this of the intended time, then
@@ -400,6 +425,7 @@ pub(crate) async fn run_shard(
             });
             workers[w].given += 1;
             flows.insert(job.ex.flow, (w, workers[w].given));
+            shard.pending.fetch_sub(1, Ordering::Relaxed);
             let work = Work {
                 ex: job.ex,
                 intended,
@@ -562,6 +588,7 @@ mod tests {
             log: Arc::new(Mutex::new(None)),
             progress: Arc::new(Progress::default()),
             precise: false,
+            pending: Arc::new(AtomicUsize::new(0)),
         };
         let (tx, rx) = mpsc::channel(4);
         let batch = jobs
