@@ -2,8 +2,10 @@
 //! from `--port`, stopping on `--duration`, `--count` exchanges, SIGINT or SIGTERM, and a
 //! summary of packets, kernel drops and HTTP exchanges at the end.
 //!
-//! The capture loop also runs the decode chain, so it can count exchanges (`--count`) and
-//! report what the file will hold.
+//! While capturing, the loop only writes packets, as tcpdump does, so that watching costs the
+//! watched service as little as it can; the HTTP exchanges are counted from the files once
+//! the capture has ended. With `--count` the decode chain runs live instead, since it decides
+//! when to stop.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::capture::{LinkType, PcapWriter};
+use crate::capture::{CaptureReader, LinkType, MergedReader, PcapWriter};
 use crate::cli::CaptureArgs;
 use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::Status;
@@ -52,6 +54,11 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     };
     let mut path = args.write.clone();
     let mut writer = create(&path, live.link)?;
+    // Read back at the end to count the exchanges: opened now, while it is surely readable.
+    // Not a regular file (`-w /dev/null`): nothing to read back.
+    let first = File::open(&path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
     if let Some(user) = &args.live.user {
         if let Err(e) = drop_privileges(user) {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -69,13 +76,14 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     let link = live.link;
     let mut written = 24u64;
     let mut files = 1u32;
+    let mut paths = vec![path.clone()];
     let limits = Limits::default();
-    let mut decoder = Decoder::new(limits.wire);
-    let mut reassembler = Reassembler::new(limits.reassembly);
+    let mut decoder = Decoder::new(limits.wire.clone());
+    let mut reassembler = Reassembler::new(limits.reassembly.clone());
     let mut exchanges = 0u64;
     let (mut packets, mut bytes) = (0u64, 0u64);
     {
-        let mut tracker = Tracker::new(limits.http1, |_| exchanges += 1);
+        let mut tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
         loop {
             let frame = match live.next_packet()? {
                 Next::Stop => break,
@@ -88,6 +96,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             if rotate.is_some_and(|r| written >= r) {
                 writer.flush()?;
                 path = rotated(&args.write, files);
+                paths.push(path.clone());
                 files += 1;
                 writer = create(&path, link)?;
                 written = 24;
@@ -96,30 +105,60 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             written += 16 + frame.data.len() as u64;
             packets += 1;
             bytes += frame.data.len() as u64;
+            let Some(count) = args.count else { continue };
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);
             }
-            if args
-                .count
-                .is_some_and(|n| tracker.counters().exchanges >= n)
-            {
+            if tracker.counters().exchanges >= count {
                 break;
             }
         }
         reassembler.finish(&mut tracker);
     }
     writer.flush()?;
+    drop(writer);
     let drops = live.drops();
+    let seconds = live.started.elapsed().as_secs_f64();
+    let counted = match (args.count, first) {
+        (Some(_), _) => format!("{exchanges} HTTP exchanges"),
+        (None, Some(first)) => match count_exchanges(first, &paths[1..], &limits) {
+            Ok(n) => format!("{n} HTTP exchanges"),
+            Err(e) => format!("HTTP exchanges not counted ({e:#})"),
+        },
+        (None, None) => "HTTP exchanges not counted (not a regular file)".to_string(),
+    };
     writeln!(
         out,
-        "captured {packets} packets ({bytes} bytes) in {:.1} s to {} file{}; {} dropped by the kernel, {} by the interface; {exchanges} HTTP exchanges",
-        live.started.elapsed().as_secs_f64(),
+        "captured {packets} packets ({bytes} bytes) in {seconds:.1} s to {} file{}; {} dropped by the kernel, {} by the interface; {counted}",
         files,
         if files == 1 { "" } else { "s" },
         drops.0,
         drops.1
     )?;
     Ok(Status::Success)
+}
+
+/// The HTTP exchanges in the files written, read back in order: `first` is the first file,
+/// opened before privileges were dropped (it belongs to the user who started the capture).
+fn count_exchanges(first: File, rest: &[PathBuf], limits: &Limits) -> anyhow::Result<u64> {
+    let mut readers = vec![CaptureReader::new(first, "capture".into())?];
+    for path in rest {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        readers.push(CaptureReader::new(file, path.display().to_string())?);
+    }
+    let mut frames = MergedReader::new(readers);
+    let mut decoder = Decoder::new(limits.wire.clone());
+    let mut reassembler = Reassembler::new(limits.reassembly.clone());
+    let mut exchanges = 0u64;
+    let mut tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
+    while let Some((_, frame)) = frames.next_frame() {
+        if let Some(segment) = decoder.decode(&frame) {
+            reassembler.push(&segment, &mut tracker);
+        }
+    }
+    reassembler.finish(&mut tracker);
+    drop(tracker);
+    Ok(exchanges)
 }
 
 /// The name of the `n`th rotated file: `PATH.n`.
