@@ -323,8 +323,9 @@ impl Previous {
     }
 }
 
+/// Human-scaled, as in `inspect`: `850us`, `12.3ms`.
 fn ms(us: u64) -> String {
-    format!("{:.1}ms", us as f64 / 1000.0)
+    crate::report::exchange::duration(Some(i64::try_from(us).unwrap_or(i64::MAX)))
 }
 
 fn side(s: &Side) -> String {
@@ -362,7 +363,7 @@ fn status_line(
         .map(|(_, n)| n)
         .sum();
     format!(
-        "{:.1} req/s seen, {:.1}/s sent ({} sent in all); production {}; shadow {}; dropped {}, kernel drops {}",
+        "{:.0} req/s seen, {:.0}/s sent ({} sent in all); production {}; shadow {}; dropped {}, kernel drops {}",
         seen_rate,
         sent_rate,
         stats.replayed,
