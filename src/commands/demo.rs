@@ -292,6 +292,10 @@ pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Stat
             .count()
     });
     let status = super::mirror::run(*args, out, err)?;
+    if status == Status::BadInput {
+        // The capture could not be opened (and said why): the clients are not waited for.
+        return Ok(status);
+    }
     let failed = clients.join().unwrap_or(LIVE_CLIENTS);
     if failed > 0 {
         writeln!(

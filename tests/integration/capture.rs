@@ -216,17 +216,8 @@ fn capture_errors_are_one_line_with_exit_2() {
 
 #[test]
 fn without_capture_privilege_the_error_says_how_to_grant_it() {
-    // Run the binary as `nobody` with every capability dropped (never setuid in-process).
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .args([
-            bin(),
+    let commands: [&[&str]; 3] = [
+        &[
             "capture",
             "-i",
             "lo",
@@ -234,21 +225,45 @@ fn without_capture_privilege_the_error_says_how_to_grant_it() {
             "/dev/null",
             "--duration",
             "10ms",
-        ])
-        .output();
-    let Ok(out) = out else {
-        eprintln!("skipped: setpriv is not installed");
-        return;
-    };
-    if out.status.code() == Some(127) || String::from_utf8_lossy(&out.stderr).contains("setpriv:") {
-        eprintln!("skipped: setpriv cannot drop privileges here");
-        return;
+        ],
+        &[
+            "mirror",
+            "-i",
+            "lo",
+            "--shadow",
+            "http://127.0.0.1:9",
+            "--duration",
+            "10ms",
+        ],
+        &["demo", "--live"],
+    ];
+    for args in commands {
+        // Run the binary as `nobody` with every capability dropped (never setuid in-process).
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(bin())
+            .args(args)
+            .output();
+        let Ok(out) = out else {
+            eprintln!("skipped: setpriv is not installed");
+            return;
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(127) || err.contains("setpriv:") {
+            eprintln!("skipped: setpriv cannot drop privileges here");
+            return;
+        }
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("CAP_NET_RAW") && err.contains("setcap"),
+            "{err}"
+        );
     }
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("CAP_NET_RAW") && err.contains("setcap"),
-        "{err}"
-    );
 }
