@@ -174,11 +174,12 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
                 }
                 return;
             }
+            let mut engine = engine.borrow_mut();
             let job = Job {
                 ex: Box::new(ex),
-                at: None,
+                at: Some(engine.now_offset()),
             };
-            if let Err(n) = engine.borrow_mut().try_push(job) {
+            if let Err(n) = engine.try_push(job) {
                 drop_count(&local, n);
             }
         };

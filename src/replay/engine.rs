@@ -163,6 +163,13 @@ impl Engine {
         })
     }
 
+    /// Now, as an offset for [`Job::at`]: a live source marks each request due the moment it
+    /// is handed over, so time spent queued counts as lateness.
+    pub fn now_offset(&mut self) -> Duration {
+        let origin = *self.origin.get_or_insert_with(Instant::now);
+        origin.elapsed()
+    }
+
     fn timed(&mut self, job: Job) -> Timed {
         let origin = *self.origin.get_or_insert_with(Instant::now);
         Timed {
