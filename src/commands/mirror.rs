@@ -9,7 +9,6 @@
 //! `X-Shadowtap-Replay` marker.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -38,8 +37,6 @@ use crate::wire::Decoder;
 /// How often queued requests are handed over when traffic is steady (they also go whenever
 /// the capture is idle).
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
-/// Server addresses remembered for the production-target check.
-const MAX_SERVERS: usize = 65_536;
 
 /// Capture-side counters, shared with the metrics endpoint.
 #[derive(Default)]
@@ -119,7 +116,7 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
         log,
-        queue: 1,
+        queue: args.queue.max(1),
         waiting: args.queue.max(1),
         shards: None,
     })?;
@@ -141,7 +138,8 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
     let limits = settings.limits.clone();
     let mut decoder = Decoder::new(limits.wire);
     let mut reassembler = Reassembler::new(limits.reassembly);
-    let mut servers: HashSet<SocketAddr> = HashSet::new();
+    // Whether the shadow's address has been seen serving captured traffic (production).
+    let mut shadow_is_production = false;
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
     let mut previous = Previous::at(Instant::now());
@@ -158,16 +156,13 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
                 counts.own_traffic.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if servers.len() < MAX_SERVERS {
-                servers.insert(ex.server);
-            }
-            let verdict = settings.selection.check(&ex).and_then(|()| {
-                if !settings.allow_production_target && servers.contains(&settings.shadow) {
-                    Err(Skip::ProductionTarget)
-                } else {
-                    Ok(())
-                }
-            });
+            shadow_is_production |= ex.server == settings.shadow;
+            let target_ok = if !settings.allow_production_target && shadow_is_production {
+                Err(Skip::ProductionTarget)
+            } else {
+                Ok(())
+            };
+            let verdict = settings.selection.check(&ex).and(target_ok);
             if let Err(why) = verdict {
                 if let Ok(mut l) = local.lock() {
                     l.skip(why);

@@ -67,7 +67,8 @@ pub struct Config {
     /// Batches waiting per shard at most (what [`Engine::push`] waits on).
     pub queue: usize,
     /// Jobs waiting per shard at most for [`Engine::try_push`]: more are refused. Batches
-    /// handed over often are small, so a bound in batches alone would refuse early.
+    /// handed over often are small, so a bound in batches alone would refuse early; a live
+    /// source sets `queue` to this too (every batch holds at least one job).
     pub waiting: usize,
     /// Shards; None: one per core, at most `concurrency` and [`MAX_SHARDS`].
     pub shards: Option<usize>,
@@ -123,7 +124,7 @@ impl Engine {
         for i in 0..shards {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
-            let (tx, rx) = mpsc::channel(config.queue.max(config.waiting).max(1));
+            let (tx, rx) = mpsc::channel(config.queue.max(1));
             let waiting = Arc::new(AtomicUsize::new(0));
             pending.push(waiting.clone());
             let runtime = tokio::runtime::Builder::new_current_thread()

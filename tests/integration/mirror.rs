@@ -355,6 +355,34 @@ fn overload_drops_are_counted_by_reason_and_capture_keeps_up() {
     assert_eq!(report["capture"]["kernel_drops"], 0, "{report}");
 }
 
+#[test]
+fn a_shadow_that_is_production_never_receives_its_traffic_twice() {
+    if !can_capture() {
+        eprintln!("skipped: no capture privilege here");
+        return;
+    }
+    // Production is the recording server; the shadow URL points at it too.
+    let prod = shadow(Behaviour::Answer(200));
+    let port = prod.url.rsplit(':').next().unwrap().to_string();
+    let m = mirror(&["--port", &port, "--shadow", &prod.url]);
+    let mut conn = TcpStream::connect(prod.url.trim_start_matches("http://")).unwrap();
+    let mut reply = [0u8; 256];
+    for i in 0..3 {
+        conn.write_all(format!("GET /once/{i} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
+            .unwrap();
+        assert!(conn.read(&mut reply).unwrap() > 0);
+    }
+    drop(conn);
+    let (code, report, err) = m.stop("-INT", Duration::from_millis(300));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        targets(&prod.seen),
+        ["/once/0", "/once/1", "/once/2"],
+        "{report}"
+    );
+    assert_eq!(report["counts"]["replayed"], 0, "{report}");
+}
+
 /// A recording shadow on a fixed address that can be taken down and brought back.
 struct Restartable {
     addr: SocketAddr,
