@@ -93,6 +93,14 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
         }
         None => None,
     };
+    // Created now, written at the end (by then privileges may be gone).
+    let report_file = match &settings.report_json {
+        Some(path) => Some((
+            File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?,
+            path,
+        )),
+        None => None,
+    };
     let metrics = match args.metrics {
         Some(addr) => match TcpListener::bind(addr) {
             Ok(l) => Some(l),
@@ -254,9 +262,9 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
             .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
             .collect::<Vec<_>>());
     }
-    if let Some(path) = &settings.report_json {
+    if let Some((mut file, path)) = report_file {
         let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
+        file.write_all((text + "\n").as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     let title = format!(

@@ -557,6 +557,10 @@ fn user_drops_privileges_after_opening_the_capture() {
     }
     let prod = production("127.0.0.1:0");
     let shadow = shadow(Behaviour::Answer(200));
+    // A directory only root may write: the report file must be created before the drop.
+    let dir = std::env::temp_dir().join(format!("shadowtap-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report_path = dir.join("report.json");
     let m = mirror(&[
         "--port",
         &prod.port().to_string(),
@@ -564,6 +568,8 @@ fn user_drops_privileges_after_opening_the_capture() {
         &shadow.url,
         "--user",
         "nobody",
+        "--report-json",
+        report_path.to_str().unwrap(),
     ]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", m.child.id())).unwrap();
     let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
@@ -579,6 +585,10 @@ fn user_drops_privileges_after_opening_the_capture() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(report["counts"]["replayed"], 1, "{report}");
     assert_eq!(targets(&shadow.seen), ["/as-nobody"]);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(saved["counts"], report["counts"]);
+    let _ = std::fs::remove_dir_all(&dir);
 
     let bad = Command::new(bin())
         .args([
