@@ -273,13 +273,12 @@ pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Stat
     let crate::cli::Command::Mirror(args) = cli.command else {
         anyhow::bail!("demo --live: could not build the mirror command");
     };
-    writeln!(
-        out,
+    let banner = format!(
         "demo --live: {LIVE_CLIENTS} embedded clients send {} requests to v1 on {v1}; shadowtap captures\n\
          them on lo and mirrors them to v2 on {v2}, which has three regressions: /api/orders/{{id}}\n\
-         15 ms slower, /api/users/{{id}} 500 for ids ending in 7, /api/cart 404.\n",
+         15 ms slower, /api/users/{{id}} 500 for ids ending in 7, /api/cart 404.\n\n",
         LIVE_CLIENTS * LIVE_REQUESTS
-    )?;
+    );
     let clients = std::thread::spawn(move || {
         std::thread::sleep(LIVE_WARMUP);
         let handles: Vec<_> = (0..LIVE_CLIENTS)
@@ -291,7 +290,7 @@ pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Stat
             .filter(Result::is_err)
             .count()
     });
-    let status = super::mirror::run(*args, out, err)?;
+    let status = super::mirror::run_with_banner(*args, &banner, out, err)?;
     if status == Status::BadInput {
         // The capture could not be opened (and said why): the clients are not waited for.
         return Ok(status);

@@ -64,6 +64,17 @@ fn shadow_filter(shadow: SocketAddr) -> String {
 }
 
 pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+    run_with_banner(args, "", out, err)
+}
+
+/// [`run`], printing `banner` on `out` once the capture is open (`demo --live`'s
+/// introduction, which would mislead before a capture that cannot be opened).
+pub fn run_with_banner(
+    args: MirrorArgs,
+    banner: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
     let interval = parse_duration(&args.interval);
     let settings = ReplaySettings::for_mirror(args.shadow);
     let (settings, interval) = match (settings, interval) {
@@ -137,6 +148,8 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
             .name("shadowtap-metrics".into())
             .spawn(move || serve_metrics(listener, shards, local, counts))?;
     }
+    write!(out, "{banner}")?;
+    out.flush()?;
     writeln!(
         err,
         "shadowtap: mirroring {} ({}) to {}",

@@ -265,5 +265,8 @@ fn without_capture_privilege_the_error_says_how_to_grant_it() {
             err.contains("CAP_NET_RAW") && err.contains("setcap"),
             "{err}"
         );
+        // Nothing else: not even demo --live's introduction.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
     }
 }
