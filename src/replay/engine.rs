@@ -85,7 +85,9 @@ pub struct Progress {
 }
 
 /// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
-type Log = Arc<Mutex<Option<BufWriter<File>>>>;
+/// `None` without `--log`, so that no request takes the shared lock for nothing; the inner
+/// `None` once writing failed.
+type Log = Option<Arc<Mutex<Option<BufWriter<File>>>>>;
 
 pub struct Engine {
     queues: Vec<mpsc::Sender<Vec<Timed>>>,
@@ -114,7 +116,7 @@ impl Engine {
             .clamp(1, MAX_SHARDS)
             .min(concurrency);
         let client = Client::new(config.shadow, config.tls);
-        let log: Log = Arc::new(Mutex::new(config.log));
+        let log: Log = config.log.map(|w| Arc::new(Mutex::new(Some(w))));
         let progress = Arc::new(Progress::default());
         let rewrites = Arc::new(config.rewrites);
         let mut queues = Vec::new();
@@ -280,7 +282,7 @@ impl Engine {
                 .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
         }
         let stats = snapshot(&self.stats);
-        if let Ok(mut guard) = self.log.lock() {
+        if let Some(Ok(mut guard)) = self.log.as_ref().map(|l| l.lock()) {
             if let Some(w) = guard.as_mut() {
                 w.flush().context("writing the log")?;
             }
@@ -489,7 +491,7 @@ async fn work(
 }
 
 fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failure>) {
-    let Ok(mut guard) = log.lock() else {
+    let Some(Ok(mut guard)) = log.as_ref().map(|l| l.lock()) else {
         return;
     };
     let Some(w) = guard.as_mut() else {
@@ -593,7 +595,7 @@ mod tests {
                 set: Vec::new(),
                 strip: Vec::new(),
             }),
-            log: Arc::new(Mutex::new(None)),
+            log: None,
             progress: Arc::new(Progress::default()),
             precise: false,
             pending: Arc::new(AtomicUsize::new(0)),
