@@ -62,9 +62,9 @@ fn progress(
     };
     let start = Instant::now();
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(every) {
-        let sent = live.sent.load(Ordering::Relaxed);
-        let errors = live.errors.load(Ordering::Relaxed);
-        let in_flight = live.in_flight.load(Ordering::Relaxed);
+        let sent = live.sent();
+        let errors = live.errors();
+        let in_flight = live.in_flight();
         let done_bytes = read.load(Ordering::Relaxed);
         let elapsed = start.elapsed().as_secs_f64();
         let eta = if done_bytes > 0 && total > done_bytes {

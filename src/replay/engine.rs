@@ -74,14 +74,44 @@ pub struct Config {
     pub shards: Option<usize>,
 }
 
-/// Live figures for a progress or status line, updated by the shards as they go.
-#[derive(Default)]
+/// Live figures for a progress or status line, updated by the shards as they go: one set
+/// per shard, each on its own cache line, so that shards never contend on them.
 pub struct Progress {
+    shards: Vec<Arc<ShardProgress>>,
+}
+
+/// One shard's figures.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct ShardProgress {
     /// Exchanges finished with the shadow (answered or failed).
-    pub sent: AtomicU64,
+    sent: AtomicU64,
     /// Of those, failed (timeout, connect, reset, circuit open, other).
-    pub errors: AtomicU64,
-    pub in_flight: AtomicU64,
+    errors: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl Progress {
+    fn sum(&self, field: impl Fn(&ShardProgress) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| field(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Exchanges finished with the shadow (answered or failed).
+    pub fn sent(&self) -> u64 {
+        self.sum(|s| &s.sent)
+    }
+
+    /// Of those, failed (timeout, connect, reset, circuit open, other).
+    pub fn errors(&self) -> u64 {
+        self.sum(|s| &s.errors)
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.sum(|s| &s.in_flight)
+    }
 }
 
 /// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
@@ -117,13 +147,16 @@ impl Engine {
             .min(concurrency);
         let client = Client::new(config.shadow, config.tls);
         let log: Log = config.log.map(|w| Arc::new(Mutex::new(Some(w))));
-        let progress = Arc::new(Progress::default());
+        let figures: Vec<Arc<ShardProgress>> = (0..shards).map(|_| Arc::default()).collect();
+        let progress = Arc::new(Progress {
+            shards: figures.clone(),
+        });
         let rewrites = Arc::new(config.rewrites);
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         let mut all_stats = Vec::new();
         let mut pending = Vec::new();
-        for i in 0..shards {
+        for (i, figures) in figures.iter().enumerate() {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
             let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -139,7 +172,7 @@ impl Engine {
                 timeout: config.timeout,
                 rewrites: rewrites.clone(),
                 log: log.clone(),
-                progress: progress.clone(),
+                progress: figures.clone(),
                 precise: true,
                 pending: waiting,
             };
@@ -310,7 +343,7 @@ pub(crate) struct Shard {
     pub timeout: Duration,
     pub rewrites: Arc<Rewrites>,
     pub log: Log,
-    pub progress: Arc<Progress>,
+    pub progress: Arc<ShardProgress>,
     /// Yield to the exact send time after the timer's last tick (off under a paused clock,
     /// where spinning would never see time move).
     pub precise: bool,
@@ -459,7 +492,7 @@ async fn work(
     timeout: Duration,
     stats: Arc<Mutex<Stats>>,
     log: Log,
-    progress: Arc<Progress>,
+    progress: Arc<ShardProgress>,
 ) {
     let mut slot = Slot::default();
     let mut wire = Vec::new();
@@ -596,7 +629,7 @@ mod tests {
                 strip: Vec::new(),
             }),
             log: None,
-            progress: Arc::new(Progress::default()),
+            progress: Arc::default(),
             precise: false,
             pending: Arc::new(AtomicUsize::new(0)),
         };
