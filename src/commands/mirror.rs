@@ -25,7 +25,6 @@ use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
-use crate::replay::gate;
 use crate::replay::request::MARKER;
 use crate::replay::select::Skip;
 use crate::replay::stats::{Side, Stats};
@@ -258,23 +257,19 @@ pub fn run_with_banner(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
+    super::replay::warn_production_target(&stats, &settings, err)?;
     let capture = counts.prometheus();
+    let seconds = live.started.elapsed().as_secs_f64();
     let mut report = render::json(&stats);
     report["capture"] = json!({
         "interface": args.live.interface,
-        "seconds": live.started.elapsed().as_secs_f64(),
+        "seconds": seconds,
         "packets": capture.packets,
         "kernel_drops": capture.kernel_drops,
         "interface_drops": capture.interface_drops,
         "own_traffic": capture.own_traffic,
     });
-    let verdicts = gate::evaluate(&settings.fail_if, &report);
-    if !verdicts.is_empty() {
-        report["fail_if"] = json!(verdicts
-            .iter()
-            .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
-            .collect::<Vec<_>>());
-    }
+    let verdicts = super::replay::fail_if(&settings, &mut report);
     if let Some((mut file, path)) = report_file {
         let text = serde_json::to_string_pretty(&report)?;
         file.write_all((text + "\n").as_bytes())
@@ -293,19 +288,12 @@ pub fn run_with_banner(
                 out,
                 "capture: {} packets in {:.1} s, {} dropped by the kernel, {} by the interface; {} of shadowtap's own requests ignored",
                 capture.packets,
-                live.started.elapsed().as_secs_f64(),
+                seconds,
                 capture.kernel_drops,
                 capture.interface_drops,
                 capture.own_traffic
             )?;
-            for v in &verdicts {
-                let mark = if v.crossed { "CROSSED" } else { "ok" };
-                writeln!(
-                    out,
-                    "fail-if {}: {} ({} vs {})",
-                    v.condition, mark, v.left, v.right
-                )?;
-            }
+            super::replay::print_verdicts(&verdicts, out)?;
         }
     }
     if verdicts.iter().any(|v| v.crossed) {

@@ -314,24 +314,9 @@ pub fn run(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    if let Some(n) = stats
-        .skipped
-        .get(&("filtered".to_string(), "production_target".to_string()))
-    {
-        writeln!(
-            err,
-            "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
-            settings.shadow
-        )?;
-    }
+    warn_production_target(&stats, settings, err)?;
     let mut report = render::json(&stats);
-    let verdicts = gate::evaluate(&settings.fail_if, &report);
-    if !verdicts.is_empty() {
-        report["fail_if"] = json!(verdicts
-            .iter()
-            .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
-            .collect::<Vec<_>>());
-    }
+    let verdicts = fail_if(settings, &mut report);
     if let Some(path) = &settings.report_json {
         let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -354,17 +339,61 @@ pub fn run(
                 return Ok(exit_status(&errors, &verdicts));
             }
             write!(out, "{}", render::text(&stats, &title))?;
-            for v in &verdicts {
-                let mark = if v.crossed { "CROSSED" } else { "ok" };
-                writeln!(
-                    out,
-                    "fail-if {}: {} ({} vs {})",
-                    v.condition, mark, v.left, v.right
-                )?;
-            }
+            print_verdicts(&verdicts, out)?;
         }
     }
     Ok(exit_status(&errors, &verdicts))
+}
+
+/// The warning for requests not sent because the shadow is a production server (shared
+/// with `mirror`).
+pub(crate) fn warn_production_target(
+    stats: &Stats,
+    settings: &ReplaySettings,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    if let Some(n) = stats
+        .skipped
+        .get(&("filtered".to_string(), "production_target".to_string()))
+    {
+        writeln!(
+            err,
+            "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
+            settings.shadow
+        )?;
+    }
+    Ok(())
+}
+
+/// Evaluates `--fail-if` on the JSON report and adds the verdicts to it as `fail_if`.
+pub(crate) fn fail_if(
+    settings: &ReplaySettings,
+    report: &mut serde_json::Value,
+) -> Vec<gate::Verdict> {
+    let verdicts = gate::evaluate(&settings.fail_if, report);
+    if !verdicts.is_empty() {
+        report["fail_if"] = json!(verdicts
+            .iter()
+            .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
+            .collect::<Vec<_>>());
+    }
+    verdicts
+}
+
+/// The `--fail-if` lines under a text report.
+pub(crate) fn print_verdicts(
+    verdicts: &[gate::Verdict],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for v in verdicts {
+        let mark = if v.crossed { "CROSSED" } else { "ok" };
+        writeln!(
+            out,
+            "fail-if {}: {} ({} vs {})",
+            v.condition, mark, v.left, v.right
+        )?;
+    }
+    Ok(())
 }
 
 /// A runtime failure (unreadable input) takes precedence over a crossed threshold.
