@@ -53,6 +53,15 @@ fn answer(method: &str, path: &str, v2: bool) -> (u16, &'static str, Duration) {
     }
 }
 
+/// The Content-Length of a head the embedded servers and clients parsed (0 when absent).
+fn content_length(headers: &[httparse::Header<'_>]) -> usize {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Serves one keep-alive connection of an embedded server (v2: the shadow).
 async fn serve(mut conn: TcpStream, v2: bool) {
     let _ = conn.set_nodelay(true);
@@ -62,18 +71,7 @@ async fn serve(mut conn: TcpStream, v2: bool) {
             let mut slots = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut slots);
             if let Ok(httparse::Status::Complete(n)) = req.parse(&buf) {
-                let cl = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    })
-                    .unwrap_or(0);
+                let cl = content_length(req.headers);
                 break (
                     req.method.unwrap_or("").to_string(),
                     req.path.unwrap_or("").to_string(),
@@ -226,12 +224,7 @@ fn live_client(v1: SocketAddr, client: usize) -> std::io::Result<()> {
             let mut slots = [httparse::EMPTY_HEADER; 16];
             let mut resp = httparse::Response::new(&mut slots);
             if let Ok(httparse::Status::Complete(len)) = resp.parse(&buf) {
-                let cl = resp
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                    .unwrap_or(0);
+                let cl = content_length(resp.headers);
                 break (len, if method == "HEAD" { 0 } else { cl });
             }
             if buf.len() > MAX_HEAD {
