@@ -13,12 +13,12 @@ use serde_json::Value;
 
 use super::replay::{shadow, Behaviour};
 
-fn bin() -> &'static str {
+pub(super) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shadowtap")
 }
 
 /// Whether this process may capture (root or CAP_NET_RAW); the tests say so and pass otherwise.
-fn can_capture() -> bool {
+pub(super) fn can_capture() -> bool {
     let out = Command::new(bin())
         .args([
             "capture",
@@ -33,6 +33,31 @@ fn can_capture() -> bool {
     out.is_ok_and(|o| o.status.success())
 }
 
+/// `shadowtap capture -i lo -w FILE --port PORT ARGS`, returned once it says it is capturing
+/// (so nothing sent afterwards is missed).
+fn capture_lo(file: &std::path::Path, port: &str, args: &[&str]) -> std::process::Child {
+    let mut child = Command::new(bin())
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            file.to_str().unwrap(),
+            "--port",
+            port,
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
+    child
+}
+
 #[test]
 fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
     if !can_capture() {
@@ -44,31 +69,11 @@ fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
     let dir = std::env::temp_dir().join(format!("shadowtap-capture-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("lo.pcap");
-    let mut child = Command::new(bin())
-        .args([
-            "capture",
-            "-i",
-            "lo",
-            "-w",
-            file.to_str().unwrap(),
-            "--port",
-            &port,
-            "--count",
-            "4",
-            "--duration",
-            "20s",
-            "--rotate-size",
-            "1KiB",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until it says it is capturing before sending anything.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
+    let mut child = capture_lo(
+        &file,
+        &port,
+        &["--count", "4", "--duration", "20s", "--rotate-size", "1KiB"],
+    );
 
     let mut conn = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     let requests = [
@@ -137,32 +142,18 @@ fn without_count_exchanges_are_counted_from_the_files_even_after_dropping_privil
     // Rotated files are created after the drop to `nobody`, who must be able to write here.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let file = dir.join("lo.pcap");
-    let mut child = Command::new(bin())
-        .args([
-            "capture",
-            "-i",
-            "lo",
-            "-w",
-            file.to_str().unwrap(),
-            "--port",
-            &port,
-        ])
-        .args([
+    let child = capture_lo(
+        &file,
+        &port,
+        &[
             "--rotate-size",
             "1KiB",
             "--user",
             "nobody",
             "--duration",
             "20s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
+        ],
+    );
     let mut conn = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     let mut reply = [0u8; 64];
     for i in 0..5 {

@@ -11,27 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::capture::{bin, can_capture};
 use super::replay::{shadow, Behaviour};
 use crate::support::schema::schema_errors;
-
-pub(super) fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_shadowtap")
-}
-
-pub(super) fn can_capture() -> bool {
-    Command::new(bin())
-        .args([
-            "capture",
-            "-i",
-            "lo",
-            "-w",
-            "/dev/null",
-            "--duration",
-            "10ms",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A production server: answers every request 200 (reading Content-Length and chunked
 /// bodies), keep-alive, on `addr` (`127.0.0.1:0` or `[::1]:0`).

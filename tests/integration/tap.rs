@@ -5,7 +5,8 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::mirror::{can_capture, exchange, mirror_on, production, targets};
+use super::capture::can_capture;
+use super::mirror::{exchange, mirror_on, production, targets};
 use super::replay::{shadow, Behaviour};
 use crate::support::netns::{self, Hub};
 
