@@ -30,42 +30,21 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONNECTIONS = 64
+from loopback import CONNECTIONS, free_port, nginx, wrk
 
-NGINX_CONF = """
-worker_processes auto;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    server {{
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Production serves a page and logs every request; the shadow answers 204.
+SERVERS = """    server {{
         listen 127.0.0.1:{prod};
         access_log /dev/null;
         root {dir}/html;
         location / {{ try_files $uri /index.html; }}
     }}
-    server {{ listen 127.0.0.1:{shadow}; location / {{ return 204; }} }}
-}}
-"""
+    server {{ listen 127.0.0.1:{shadow}; location / {{ return 204; }} }}"""
 
 
 # The size of nginx's default welcome page.
 PAGE = "<!DOCTYPE html>\n<html><head><title>production</title></head><body>" + "x" * 534 + "</body></html>\n"
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # wrk asks for 1000 different paths in turn: `--sample` keeps a request in or out by a stable
@@ -79,12 +58,6 @@ request = function()
   return paths[n]
 end
 """
-
-
-def wrk(url, seconds, script):
-    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", script, url],
-                         stdout=subprocess.PIPE, text=True, check=True).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def start(cmd, ready):
@@ -171,18 +144,11 @@ def main():
         os.mkdir(os.path.join(tmp, "html"))
         with open(os.path.join(tmp, "html", "index.html"), "w") as f:
             f.write(PAGE)
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=tmp, prod=port, shadow=shadow_port))
-        subprocess.run(["nginx", "-c", conf], check=True)
-        try:
-            time.sleep(0.5)
+        with nginx(tmp, SERVERS.format(dir=tmp, prod=port, shadow=shadow_port)):
             for _ in range(args.runs):
                 for s in scenarios:
                     results[s].append(run(s, shadowtap, port, shadow_port, tmp, args.seconds))
                     time.sleep(1)
-        finally:
-            subprocess.run(["nginx", "-c", conf, "-s", "stop"])
     base = statistics.median(r[0] for r in results["load alone"])
     print(f"wrk -> nginx on loopback, {CONNECTIONS} connections, 1000 paths, {args.seconds} s runs, median of {args.runs}")
     print(f"  {'capturing':<30} {'req/s':>9} {'x alone':>8} {'range':>12} {'kernel drops':>13}")

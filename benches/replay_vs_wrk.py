@@ -18,7 +18,6 @@ shadowtap had open to nginx:
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -27,33 +26,12 @@ import tempfile
 import threading
 import time
 
+from loopback import CONNECTIONS, free_port, nginx, wrk
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benches", "out")
-CONNECTIONS = 64
-
-NGINX_CONF = """
-worker_processes auto;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
-}}
-"""
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# One nginx server answering 204 to everything.
+SERVERS = "    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}"
 
 
 def connections_to(port):
@@ -61,12 +39,6 @@ def connections_to(port):
     out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
                          stdout=subprocess.PIPE, text=True).stdout
     return len([l for l in out.splitlines() if l.strip()])
-
-
-def wrk(url, seconds):
-    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", url],
-                         stdout=subprocess.PIPE, text=True, check=True).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def oha(url, seconds):
@@ -148,24 +120,16 @@ def main():
             subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gencap"), path,
                             str(size), "0", "256", body], check=True)
         captures.append((name, path))
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=tmp, port=port))
-        subprocess.run(["nginx", "-c", conf], check=True)
-        try:
-            time.sleep(0.5)
-            url = f"http://127.0.0.1:{port}/"
-            rows = [("wrk", statistics.median(wrk(url, args.seconds) for _ in range(args.runs)), "")]
-            if shutil.which("oha"):
-                rows.append(("oha", statistics.median(oha(url, args.seconds) for _ in range(args.runs)), ""))
-            for name, capture in captures:
-                runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
-                rate = statistics.median(r[0] for r in runs)
-                rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections, {flat(runs[-1][3])}"))
-        finally:
-            subprocess.run(["nginx", "-c", conf, "-s", "stop"])
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, nginx(tmp, SERVERS.format(port=port)):
+        url = f"http://127.0.0.1:{port}/"
+        rows = [("wrk", statistics.median(wrk(url, args.seconds) for _ in range(args.runs)), "")]
+        if shutil.which("oha"):
+            rows.append(("oha", statistics.median(oha(url, args.seconds) for _ in range(args.runs)), ""))
+        for name, capture in captures:
+            runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
+            rate = statistics.median(r[0] for r in runs)
+            rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections, {flat(runs[-1][3])}"))
     wrk_rate = rows[0][1]
     print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs}")
     print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7}")
