@@ -6,7 +6,9 @@
 //! which is where the shadow's time to first byte starts (DESIGN.md).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,11 @@ impl Breaker {
         }
     }
 
+    /// Whether no failure has been counted since the last success.
+    fn is_closed(&self) -> bool {
+        self.consecutive == 0 && self.open_until.is_none()
+    }
+
     /// Counts an outcome; `now` is read only for a failure.
     fn record(&mut self, ok: bool, now: impl FnOnce() -> Instant) {
         if ok {
@@ -129,6 +136,10 @@ impl Breaker {
 #[derive(Default)]
 struct Health {
     breaker: Mutex<Breaker>,
+    /// Whether the breaker has counted a failure since its last success (so may refuse):
+    /// while it has not, a request and its success need no lock. Every replay thread takes
+    /// this path per request, and a shared lock would bounce between cores.
+    failing: AtomicBool,
     /// The first TLS handshake error, for a one-line warning at the end.
     tls_error: Mutex<Option<String>>,
 }
@@ -198,19 +209,23 @@ impl Client {
         head: bool,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
-        if !self
-            .health
-            .breaker
-            .lock()
-            .map_or(true, |mut b| b.allow(Instant::now))
+        let health = &*self.health;
+        if health.failing.load(Ordering::Relaxed)
+            && !health
+                .breaker
+                .lock()
+                .map_or(true, |mut b| b.allow(Instant::now))
         {
             return Err(Failure::CircuitOpen);
         }
         let result = self.attempt(slot, request, head, timeout).await;
         // Only failures that say the shadow is unreachable or stuck trip the breaker.
         let healthy = !matches!(result, Err(Failure::Connect | Failure::Timeout));
-        if let Ok(mut b) = self.health.breaker.lock() {
-            b.record(healthy, Instant::now);
+        if !healthy || health.failing.load(Ordering::Relaxed) {
+            if let Ok(mut b) = health.breaker.lock() {
+                b.record(healthy, Instant::now);
+                health.failing.store(!b.is_closed(), Ordering::Relaxed);
+            }
         }
         result
     }
@@ -259,7 +274,9 @@ impl Client {
     ) -> Result<(Answer, Option<Conn>), (Failure, bool)> {
         let mut conn = match conn {
             Some(c) => c,
-            None => self.connect().await.map_err(|f| (f, false))?,
+            // Boxed: connecting (TLS above all) needs a large future, and every exchange
+            // would carry (and move) its space while only a new connection uses it.
+            None => Box::pin(self.connect()).await.map_err(|f| (f, false))?,
         };
         let t0 = Instant::now();
         conn.io
@@ -339,9 +356,12 @@ enum HeadParse {
 }
 
 fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Uninitialised slots: initialising all of them would cost more than most parses.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return HeadParse::Partial,
         Err(_) => return HeadParse::Invalid,
@@ -439,6 +459,20 @@ async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exchange_does_not_carry_the_space_of_connecting() {
+        // Every request moves its exchange future around; connecting (TLS above all) needs
+        // over a kilobyte more and is boxed, so only a new connection pays for it.
+        let client = Client::new("127.0.0.1:9".parse().unwrap(), None);
+        let mut slot = Slot::default();
+        let f = client.exchange(&mut slot, b"", false, Duration::from_secs(1));
+        assert!(
+            std::mem::size_of_val(&f) < 1024,
+            "{} bytes",
+            std::mem::size_of_val(&f)
+        );
+    }
 
     #[test]
     fn breaker_opens_after_repeated_failures_and_probes_once() {
