@@ -31,7 +31,7 @@ use crate::reassembly::FlowId;
 use crate::replay::client::{Answer, Client, Failure, Slot};
 use crate::replay::request::{self, Rewrites};
 use crate::replay::select::path_of;
-use crate::replay::stats::{route, Stats};
+use crate::replay::stats::{route_into, Stats};
 use crate::replay::tls::Tls;
 use crate::report::redact::redact_target;
 
@@ -451,18 +451,7 @@ pub(crate) async fn run_shard(
                 .filter(|&&(w, n)| workers[w].done.load(Ordering::Relaxed) < n)
                 .map(|&(w, _)| w);
             let w = busy.unwrap_or_else(|| {
-                // The least loaded worker, looking from a rotating start so idle ones share.
-                let n = workers.len();
-                let mut best = next % n;
-                for i in 0..n {
-                    let w = (next + i) % n;
-                    if workers[w].load() < workers[best].load() {
-                        best = w;
-                    }
-                    if workers[best].load() == 0 {
-                        break;
-                    }
-                }
+                let best = least_loaded(&workers, next);
                 next = best + 1;
                 best
             });
@@ -482,6 +471,24 @@ pub(crate) async fn run_shard(
     while handles.join_next().await.is_some() {}
 }
 
+/// The least loaded worker, looking from `start` on (wrapping) so that idle ones share the
+/// work; the first idle one ends the search.
+fn least_loaded(workers: &[Worker], start: usize) -> usize {
+    let n = workers.len();
+    let start = start % n;
+    let (mut best, mut best_load) = (start, workers[start].load());
+    for w in (start + 1..n).chain(0..start) {
+        if best_load == 0 {
+            break;
+        }
+        let load = workers[w].load();
+        if load < best_load {
+            (best, best_load) = (w, load);
+        }
+    }
+    best
+}
+
 /// One worker: its connection, one request at a time, in the order queued.
 #[allow(clippy::too_many_arguments, reason = "a task's captures, spelled out")]
 async fn work(
@@ -496,6 +503,7 @@ async fn work(
 ) {
     let mut slot = Slot::default();
     let mut wire = Vec::new();
+    let mut name = String::new();
     while let Some(Work { ex, intended }) = queue.recv().await {
         request::write(&ex, &rewrites, &mut wire);
         // Lateness is taken at the real send: waiting for a free worker or for the
@@ -508,7 +516,7 @@ async fn work(
             .response
             .as_ref()
             .map(|r| (r.status, ex.ttfb_us().unwrap_or(0), ex.total_us()));
-        let name = route(&ex.request.method, path_of(&ex.request.target));
+        route_into(&mut name, &ex.request.method, path_of(&ex.request.target));
         log_line(&log, &ex, &name, &answer);
         if let Ok(mut s) = stats.lock() {
             s.late(late);

@@ -229,8 +229,16 @@ impl Stats {
 /// A route: the method and the path with its query dropped and ids replaced by `{id}`
 /// (numbers, UUIDs, and hex or base64-like tokens of 16+ characters).
 pub fn route(method: &str, path: &[u8]) -> String {
+    let mut out = String::new();
+    route_into(&mut out, method, path);
+    out
+}
+
+/// [`route`] written into `out` (cleared first), so a caller naming many requests reuses one
+/// buffer.
+pub fn route_into(out: &mut String, method: &str, path: &[u8]) {
     let path = path.split(|&b| b == b'?').next().unwrap_or(&[]);
-    let mut out = String::with_capacity(method.len() + path.len() + 1);
+    out.clear();
     out.push_str(method);
     out.push(' ');
     for (i, seg) in path.split(|&b| b == b'/').enumerate() {
@@ -239,11 +247,12 @@ pub fn route(method: &str, path: &[u8]) -> String {
         }
         if is_id(seg) {
             out.push_str("{id}");
+        } else if let Ok(seg) = std::str::from_utf8(seg) {
+            out.push_str(seg);
         } else {
             out.push_str(&String::from_utf8_lossy(seg));
         }
     }
-    out
 }
 
 fn is_id(seg: &[u8]) -> bool {
