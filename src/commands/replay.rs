@@ -8,7 +8,7 @@
 //! cannot hide latency (no coordinated omission).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,8 +93,6 @@ fn progress(
 /// Capture time an exchange may be held to put requests back in the order they were sent
 /// (exchanges complete in response order; a request whose response was slow comes late).
 const REORDER_NS: i64 = 2_000_000_000;
-/// Server addresses remembered for the production-target check.
-const MAX_SERVERS: usize = 65_536;
 /// Exchanges held for reordering at most.
 const REORDER_MAX: usize = 10_000;
 
@@ -211,8 +209,9 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
 struct Scheduler<'a> {
     settings: &'a ReplaySettings,
     window: Reorder,
-    /// Every server address seen in the capture: the shadow must not be one of them.
-    servers: HashSet<std::net::SocketAddr>,
+    /// The shadow is a server in the capture (it must not be: replay would send production
+    /// traffic back to production). Once seen, every later exchange is refused.
+    shadow_is_production: bool,
     first_ts: Option<Timestamp>,
     skipped: Stats,
 }
@@ -222,7 +221,7 @@ impl<'a> Scheduler<'a> {
         Scheduler {
             settings,
             window: Reorder::default(),
-            servers: HashSet::new(),
+            shadow_is_production: false,
             first_ts: None,
             skipped: Stats::default(),
         }
@@ -230,16 +229,13 @@ impl<'a> Scheduler<'a> {
 
     fn offer(&mut self, ex: Box<Exchange>, engine: &mut Engine) {
         let settings = self.settings;
-        if self.servers.len() < MAX_SERVERS {
-            self.servers.insert(ex.server);
-        }
-        let verdict = settings.selection.check(&ex).and_then(|()| {
-            if !settings.allow_production_target && self.servers.contains(&settings.shadow) {
-                Err(Skip::ProductionTarget)
-            } else {
-                Ok(())
-            }
-        });
+        self.shadow_is_production |= ex.server == settings.shadow;
+        let target = if !settings.allow_production_target && self.shadow_is_production {
+            Err(Skip::ProductionTarget)
+        } else {
+            Ok(())
+        };
+        let verdict = settings.selection.check(&ex).and(target);
         if let Err(why) = verdict {
             self.skipped.skip(why);
             return;
