@@ -64,12 +64,18 @@ pub fn write(ex: &Exchange, rw: &Rewrites, out: &mut Vec<u8>) {
         header(out, "Host", h);
     }
     // Headers named by a Connection header are hop-by-hop too (RFC 9110 section 7.6.1).
+    let has_connection = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("connection"));
     let named_by_connection = |name: &str| {
-        req.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .flat_map(|h| h.value.split(|&b| b == b','))
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        has_connection
+            && req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|h| h.value.split(|&b| b == b','))
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
     };
     for h in &req.headers {
         let name = h.name.as_str();
