@@ -5,15 +5,19 @@
 //! header map regroups duplicates, and it cannot tell when the last request byte was written,
 //! which is where the shadow's time to first byte starts (DESIGN.md).
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
 use crate::http1::chunked::Chunked;
 use crate::replay::tls::Tls;
@@ -145,10 +149,46 @@ struct Health {
 }
 
 /// One keep-alive connection's place: empty until the first exchange or after the
-/// connection could not be kept.
+/// connection could not be kept. It also keeps the timer that enforces the whole-exchange
+/// timeout, from one exchange to the next.
 #[derive(Default)]
 pub struct Slot {
     conn: Option<Conn>,
+    alarm: Option<Pin<Box<Sleep>>>,
+}
+
+impl Slot {
+    /// Runs `fut` to its end, or to `deadline` (then None).
+    ///
+    /// One timer per slot, not one per exchange: it is moved only when it goes off before
+    /// the deadline at hand (it was set for an earlier exchange), so an exchange that ends
+    /// in time costs no timer work at all, where `tokio::time::timeout` adds and removes a
+    /// timer every time.
+    async fn within<F: Future>(
+        &mut self,
+        deadline: TokioInstant,
+        mut fut: Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let alarm = self
+            .alarm
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if alarm.deadline() > deadline {
+            alarm.as_mut().reset(deadline);
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            while alarm.as_mut().poll(cx).is_ready() {
+                if TokioInstant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                alarm.as_mut().reset(deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 /// How to reach one shadow. Cheap to clone; clones share the circuit breaker (failures
@@ -237,23 +277,24 @@ impl Client {
         head: bool,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
-        let start = Instant::now();
+        let deadline = TokioInstant::now() + timeout;
         // A kept-alive connection the shadow closed while idle fails at once: retry once on a
         // fresh connection, as any keep-alive client does; the time keeps running.
         let reused = slot.conn.take();
         let was_reused = reused.is_some();
-        let first = tokio::time::timeout(timeout, self.once(reused, request, head)).await;
+        let first = std::pin::pin!(self.once(reused, request, head));
+        let first = slot.within(deadline, first).await;
         let result = match first {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Err((Failure::Reset, false))) if was_reused => {
-                let left = timeout.saturating_sub(start.elapsed());
+            None => return Err(Failure::Timeout),
+            Some(Err((Failure::Reset, false))) if was_reused => {
                 // Boxed: the rare retry should not double the size of every exchange.
-                match tokio::time::timeout(left, Box::pin(self.once(None, request, head))).await {
-                    Err(_) => return Err(Failure::Timeout),
-                    Ok(r) => r,
+                let mut retry = Box::pin(self.once(None, request, head));
+                match slot.within(deadline, retry.as_mut()).await {
+                    None => return Err(Failure::Timeout),
+                    Some(r) => r,
                 }
             }
-            Ok(r) => r,
+            Some(r) => r,
         };
         match result {
             Ok((answer, conn)) => {
@@ -459,6 +500,40 @@ async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a never-ending exchange on `slot` with `timeout`; returns when it gave up, in ms
+    /// from `t0`.
+    async fn gives_up_after(slot: &mut Slot, t0: TokioInstant, timeout: u64) -> u128 {
+        let deadline = TokioInstant::now() + Duration::from_millis(timeout);
+        let out = slot
+            .within(deadline, std::pin::pin!(std::future::pending::<()>()))
+            .await;
+        assert_eq!(out, None);
+        (TokioInstant::now() - t0).as_millis()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slot_timer_ends_each_exchange_at_its_own_deadline() {
+        let t0 = TokioInstant::now();
+        let mut slot = Slot::default();
+        // An exchange that ends in time leaves the timer set for its own deadline (5 s).
+        let quick = std::pin::pin!(async { 7 });
+        let done = slot.within(t0 + Duration::from_secs(5), quick).await;
+        assert_eq!(done, Some(7));
+        // A shorter timeout than the one the timer is set for counts.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(gives_up_after(&mut slot, t0, 300).await, 1300);
+        // One that starts at 2 s does not give up at an earlier deadline but at 7 s.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(gives_up_after(&mut slot, t0, 5000).await, 7000);
+        // And an exchange answered just before its deadline is not cut.
+        let deadline = TokioInstant::now() + Duration::from_millis(100);
+        let answer = std::pin::pin!(async {
+            tokio::time::sleep(Duration::from_millis(99)).await;
+            "answer"
+        });
+        assert_eq!(slot.within(deadline, answer).await, Some("answer"));
+    }
 
     #[test]
     fn an_exchange_does_not_carry_the_space_of_connecting() {
