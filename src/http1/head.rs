@@ -4,7 +4,7 @@
 use std::mem::MaybeUninit;
 
 use super::limits::{HttpCounters, Limits};
-use super::{Flags, Header};
+use super::{Flags, Headers};
 
 /// Header slots on the stack for one parse; more headers than this are refused
 /// (`http.too_many_headers`) whatever the configured limit.
@@ -26,7 +26,7 @@ pub(super) struct RequestHead {
     pub method: String,
     pub target: Vec<u8>,
     pub version: u8,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     pub body: BodyKind,
     pub flags: Flags,
 }
@@ -58,14 +58,14 @@ fn config() -> httparse::ParserConfig {
     c
 }
 
-fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_string(),
-            value: h.value.to_vec(),
-        })
-        .collect()
+fn owned(headers: &[httparse::Header<'_>]) -> Headers {
+    let names = headers.iter().map(|h| h.name.len()).sum();
+    let values = headers.iter().map(|h| h.value.len()).sum();
+    let mut owned = Headers::with_capacity(headers.len(), names, values);
+    for h in headers {
+        owned.push(h.name, h.value);
+    }
+    owned
 }
 
 /// True when a line of the head ends with a bare LF.
@@ -189,10 +189,7 @@ pub(super) fn request(
         flags.insert(Flags::LENIENT);
         counters.lenient_eol += 1;
     }
-    let headers = owned(req.headers);
-    let fields = headers
-        .iter()
-        .map(|h| (h.name.as_str(), h.value.as_slice()));
+    let fields = req.headers.iter().map(|h| (h.name, h.value));
     let body = match framing(fields, &mut flags, counters) {
         // A request with a transfer coding other than chunked cannot be framed (RFC 9112
         // section 6.3 item 4): the direction stops.
@@ -202,7 +199,8 @@ pub(super) fn request(
         }
         Ok(Some(kind)) => kind,
     };
-    let hosts = headers
+    let hosts = req
+        .headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("host"))
         .count();
@@ -210,7 +208,7 @@ pub(super) fn request(
         flags.insert(Flags::HOST_ANOMALY);
         counters.host_anomaly += 1;
     }
-    let expect_continue = headers.iter().any(|h| {
+    let expect_continue = req.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("expect")
             && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
     });
@@ -222,7 +220,7 @@ pub(super) fn request(
             method: method.to_string(),
             target: path.as_bytes().to_vec(),
             version,
-            headers,
+            headers: owned(req.headers),
             body,
             flags,
         },

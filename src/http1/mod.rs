@@ -52,11 +52,137 @@ impl Exchange {
     }
 }
 
-/// An HTTP header as captured: name and value bytes, order and duplicates preserved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+/// An HTTP header as captured: name and value bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub value: &'a [u8],
+}
+
+/// A request's headers as captured, order and duplicates preserved. Every name is kept in
+/// one string and every value in one buffer, so a request's headers cost three allocations
+/// however many there are (one each would cost two per header, made on the reading thread
+/// and freed on a replay thread).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    names: String,
+    values: Vec<u8>,
+    /// Where each header's name ends in `names` and its value in `values`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    /// Room for `count` headers whose names and values add up to these lengths.
+    pub fn with_capacity(count: usize, names: usize, values: usize) -> Headers {
+        Headers {
+            names: String::with_capacity(names),
+            values: Vec::with_capacity(values),
+            ends: Vec::with_capacity(count),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
+        self.ends.push((self.names.len(), self.values.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> HeaderIter<'_> {
+        HeaderIter {
+            names: &self.names,
+            values: &self.values,
+            ends: self.ends.iter(),
+            name_start: 0,
+            value_start: 0,
+        }
+    }
+}
+
+impl<'a> FromIterator<Header<'a>> for Headers {
+    fn from_iter<I: IntoIterator<Item = Header<'a>>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut headers = Headers::with_capacity(iter.size_hint().0, 0, 0);
+        for h in iter {
+            headers.push(h.name, h.value);
+        }
+        headers
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = Header<'a>;
+    type IntoIter = HeaderIter<'a>;
+
+    fn into_iter(self) -> HeaderIter<'a> {
+        self.iter()
+    }
+}
+
+/// The headers in their captured order.
+pub struct HeaderIter<'a> {
+    names: &'a str,
+    values: &'a [u8],
+    ends: std::slice::Iter<'a, (usize, usize)>,
+    name_start: usize,
+    value_start: usize,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        let &(name_end, value_end) = self.ends.next()?;
+        let name = self
+            .names
+            .get(self.name_start..name_end)
+            .unwrap_or_default();
+        let value = self
+            .values
+            .get(self.value_start..value_end)
+            .unwrap_or_default();
+        self.name_start = name_end;
+        self.value_start = value_end;
+        Some(Header { name, value })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for HeaderIter<'_> {}
+
+#[cfg(test)]
+mod headers_tests {
+    use super::*;
+
+    #[test]
+    fn headers_come_back_as_pushed_empty_values_and_duplicates_included() {
+        let pushed = [
+            ("Host", &b"a"[..]),
+            ("X-Empty", b""),
+            ("Cookie", b"a=1"),
+            ("Cookie", b"b=\xff2"),
+            ("", b"odd"),
+        ];
+        let headers: Headers = pushed
+            .iter()
+            .map(|&(name, value)| Header { name, value })
+            .collect();
+        assert_eq!(headers.len(), 5);
+        let back: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.name, h.value)).collect();
+        assert_eq!(back, pushed);
+        assert_eq!(headers.iter().len(), 5);
+        assert!(Headers::default().iter().next().is_none());
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -67,7 +193,7 @@ pub struct Request {
     pub target: Vec<u8>,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The decoded (de-chunked) body, kept up to the body cap; see `body_len` and `body_kept`.
     pub body: Vec<u8>,
     /// Decoded body bytes seen, whether or not they were kept.
@@ -87,7 +213,7 @@ impl Request {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("host"))
-            .map(|h| h.value.as_slice())
+            .map(|h| h.value)
     }
 }
 

@@ -797,7 +797,7 @@ fn h22_repeated_headers_are_kept_raw_and_in_order() {
         .request
         .headers
         .iter()
-        .map(|h| (h.name.as_str(), h.value.as_slice()))
+        .map(|h| (h.name, h.value))
         .collect();
     assert_eq!(
         names,

@@ -34,8 +34,8 @@ pub(crate) fn test_exchange(
             headers: headers
                 .iter()
                 .map(|(n, v)| Header {
-                    name: n.to_string(),
-                    value: v.as_bytes().to_vec(),
+                    name: n,
+                    value: v.as_bytes(),
                 })
                 .collect(),
             body: body.to_vec(),

@@ -56,18 +56,22 @@ pub fn write(ex: &Exchange, rw: &Rewrites, out: &mut Vec<u8>) {
     out.extend_from_slice(path_of(&req.target));
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
+    let mut captured_host = None;
+    let mut has_connection = false;
+    for h in &req.headers {
+        if captured_host.is_none() && h.name.eq_ignore_ascii_case("host") {
+            captured_host = Some(h.value);
+        }
+        has_connection |= h.name.eq_ignore_ascii_case("connection");
+    }
     let host: Option<&[u8]> = match &rw.host {
         HostHeader::Shadow(a) | HostHeader::Value(a) => Some(a.as_bytes()),
-        HostHeader::Keep => req.host(),
+        HostHeader::Keep => captured_host,
     };
     if let Some(h) = host {
         header(out, "Host", h);
     }
     // Headers named by a Connection header are hop-by-hop too (RFC 9110 section 7.6.1).
-    let has_connection = req
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("connection"));
     let named_by_connection = |name: &str| {
         has_connection
             && req
@@ -77,23 +81,22 @@ pub fn write(ex: &Exchange, rw: &Rewrites, out: &mut Vec<u8>) {
                 .flat_map(|h| h.value.split(|&b| b == b','))
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
     };
+    let mut had_framing = false;
     for h in &req.headers {
-        let name = h.name.as_str();
+        let name = h.name;
+        had_framing |= name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding");
         let dropped = NOT_FORWARDED.iter().any(|n| n.eq_ignore_ascii_case(name))
             || rw.strip.iter().any(|s| s.eq_ignore_ascii_case(name))
             || rw.set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
             || named_by_connection(name);
         if !dropped {
-            header(out, &h.name, &h.value);
+            header(out, name, h.value);
         }
     }
     for (k, v) in &rw.set {
         header(out, k, v.as_bytes());
     }
-    let had_framing = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("content-length")
-            || h.name.eq_ignore_ascii_case("transfer-encoding")
-    });
     if had_framing || !req.body.is_empty() {
         header(out, "Content-Length", req.body.len().to_string().as_bytes());
     }
