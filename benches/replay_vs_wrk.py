@@ -7,8 +7,9 @@ Starts nginx on 127.0.0.1 returning 204 to everything (needs `apt-get install ng
 wrk`; `cargo install oha` for the second reference), measures wrk and oha at 64 keep-alive
 connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurrency 64` on two
 generated keep-alive captures (`cargo run --release --example gencap`, 256 connections open
-at a time), and prints requests per second, the ratio to wrk, and the most connections
-shadowtap had open to nginx:
+at a time). It runs in rounds, each tool once per round, and prints each tool's median
+requests per second, the median and range of its ratio to wrk in the same round, and the
+most connections shadowtap had open to nginx:
 
 - "204 capture": a recording of the same service (GETs answered `204 No Content`), so the
   replay does what wrk does plus reading and decoding the capture;
@@ -121,21 +122,34 @@ def main():
                             str(size), "0", "256", body], check=True)
         captures.append((name, path))
     port = free_port()
+    tools = [("wrk", None)] + ([("oha", None)] if shutil.which("oha") else [])
+    tools += [(f"shadowtap, {name}", capture) for name, capture in captures]
+    rates = {name: [] for name, _ in tools}
+    notes = {name: [] for name, _ in tools}
     with tempfile.TemporaryDirectory() as tmp, nginx(tmp, SERVERS.format(port=port)):
         url = f"http://127.0.0.1:{port}/"
-        rows = [("wrk", statistics.median(wrk(url, args.seconds) for _ in range(args.runs)), "")]
-        if shutil.which("oha"):
-            rows.append(("oha", statistics.median(oha(url, args.seconds) for _ in range(args.runs)), ""))
-        for name, capture in captures:
-            runs = [replay(shadowtap, capture, f"http://127.0.0.1:{port}", port) for _ in range(args.runs)]
-            rate = statistics.median(r[0] for r in runs)
-            rows.append((f"shadowtap, {name}", rate, f"{runs[0][1]} requests, at most {max(r[2] for r in runs)} connections, {flat(runs[-1][3])}"))
-    wrk_rate = rows[0][1]
-    print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs}")
-    print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7}")
-    for name, r, note in rows:
-        print(f"  {name:<26} {r:10.0f} {r / wrk_rate:7.2f}  {note}")
-
+        # Round by round, every tool once per round: this machine's speed drifts over a
+        # minute, so each tool is compared with wrk measured next to it.
+        for _ in range(args.runs):
+            for name, capture in tools:
+                if name == "wrk":
+                    rates[name].append(wrk(url, args.seconds))
+                elif name == "oha":
+                    rates[name].append(oha(url, args.seconds))
+                else:
+                    rate, requests, peak, rss = replay(shadowtap, capture, url.rstrip("/"), port)
+                    rates[name].append(rate)
+                    notes[name].append((requests, peak, rss))
+    print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs} rounds")
+    print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7} {'range':>11}")
+    for name, _ in tools:
+        ratios = [r / w for r, w in zip(rates[name], rates["wrk"])]
+        note = ""
+        if notes[name]:
+            requests, _, rss = notes[name][-1]
+            note = f"  {requests} requests, at most {max(n[1] for n in notes[name])} connections, {flat(rss)}"
+        print(f"  {name:<26} {statistics.median(rates[name]):10.0f} {statistics.median(ratios):7.2f} "
+              f"{min(ratios):5.2f}-{max(ratios):4.2f}{note}")
 
 if __name__ == "__main__":
     main()
