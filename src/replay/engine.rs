@@ -462,7 +462,13 @@ pub(crate) async fn run_shard(
                 ex: job.ex,
                 intended,
             };
-            if workers[w].queue.send(work).await.is_err() {
+            // Without waiting when there is room, as there mostly is: no future to poll.
+            let sent = match workers[w].queue.try_send(work) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(work)) => workers[w].queue.send(work).await,
+                Err(mpsc::error::TrySendError::Closed(_)) => break 'jobs,
+            };
+            if sent.is_err() {
                 break 'jobs;
             }
         }
