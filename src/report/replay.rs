@@ -307,9 +307,12 @@ fn histogram_from(text: Option<&str>) -> anyhow::Result<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .context("a histogram is not base64")?;
-    Deserializer::new()
+    let mut h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| anyhow!("a histogram does not decode: {e:?}"))
+        .map_err(|e| anyhow!("a histogram does not decode: {e:?}"))?;
+    // Read at the size it was saved with; merging may need it larger.
+    h.auto(true);
+    Ok(h)
 }
 
 fn count(v: &Value) -> u64 {
@@ -394,6 +397,20 @@ mod tests {
     use super::*;
     use crate::replay::client::{Answer, Failure};
     use crate::replay::select::Skip;
+
+    #[test]
+    fn a_saved_histogram_merges_with_larger_latencies_than_it_holds() {
+        // Histograms grow to the largest value recorded, and are saved at that size: one
+        // read back must still take a merge of values beyond it.
+        let mut small = crate::replay::stats::histogram();
+        small.record(100).unwrap();
+        let mut saved = histogram_from(Some(&serialized(&small))).unwrap();
+        let mut large = crate::replay::stats::histogram();
+        large.record(3_000_000_000).unwrap();
+        saved.add(&large).unwrap();
+        assert_eq!(saved.len(), 2);
+        assert!(saved.max() >= 3_000_000_000 && saved.max() < 3_004_000_000);
+    }
 
     /// A run with every part of the report in it, from fixed numbers.
     fn sample() -> Stats {
