@@ -11,6 +11,7 @@ pub mod gate;
 pub mod request;
 pub mod select;
 pub mod stats;
+mod timer;
 pub mod tls;
 
 /// A whole captured GET-like exchange for unit tests: the given method, target, headers and
