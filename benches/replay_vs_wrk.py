@@ -36,10 +36,12 @@ SERVERS = "    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }
 
 
 def connections_to(port):
-    """Established TCP connections to 127.0.0.1:port, from ss."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
-                         stdout=subprocess.PIPE, text=True).stdout
-    return len([l for l in out.splitlines() if l.strip()])
+    """Established TCP connections to 127.0.0.1:port, read from /proc/net/tcp (spawning `ss`
+    every sample would take CPU from the replay being measured)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return sum(1 for line in f
+                   if line.split()[3] == "01" and line.split()[2] == f"0100007F:{port:04X}")
 
 
 def oha(url, seconds):
@@ -76,7 +78,6 @@ def replay(shadowtap, capture, url, port):
             r = rss_kib(proc.pid)
             if r:
                 rss.append(r)
-            # Every 100 ms: spawning `ss` much more often takes CPU from the replay itself.
             time.sleep(0.1)
 
     t = threading.Thread(target=watch)
@@ -105,9 +106,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
     args = ap.parse_args()
-    for tool in ("nginx", "wrk", "ss"):
+    for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
-            sys.exit(f"bench: {tool} is missing (apt-get install nginx-light wrk iproute2)")
+            sys.exit(f"bench: {tool} is missing (apt-get install nginx-light wrk)")
     os.makedirs(OUT, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "shadowtap", "--example", "gencap"],
                    cwd=ROOT, check=True)
