@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replay throughput against the same local target as wrk (and oha when installed), in one run.
 
-Usage: benches/replay_vs_wrk.py [--size-mb 300] [--runs 5] [--seconds 10]
+Usage: benches/replay_vs_wrk.py [--size-mb 300] [--runs 5] [--seconds 10] [--schedule-runs 5]
 
 Starts nginx on 127.0.0.1 returning 204 to everything (needs `apt-get install nginx-light
 wrk`; `cargo install oha` for the second reference), measures wrk and oha at 64 keep-alive
@@ -9,7 +9,8 @@ connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurren
 generated keep-alive captures (`cargo run --release --example gencap`, 256 connections open
 at a time). It runs in rounds, each tool once per round, and prints each tool's median
 requests per second, the median and range of its ratio to wrk in the same round, and the
-most connections shadowtap had open to nginx:
+most connections shadowtap had open to nginx, then the schedule error of `--speed 1` replays
+of the bundled demo capture against the same nginx (p50, p99 and max per run):
 
 - "204 capture": a recording of the same service (GETs answered `204 No Content`), so the
   replay does what wrk does plus reading and decoding the capture;
@@ -92,6 +93,15 @@ def replay(shadowtap, capture, url, port):
     return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"], peak[0], rss
 
 
+def lateness(shadowtap, url):
+    """The schedule error (actual minus intended send time) of a --speed 1 replay of the
+    demo capture, from the report."""
+    demo = os.path.join(ROOT, "assets", "demo.pcap")
+    out = subprocess.run([shadowtap, "replay", demo, "--shadow", url, "--format", "json", "--progress", "never"],
+                         stdout=subprocess.PIPE, check=True).stdout
+    return json.loads(out)["schedule"]["lateness_us"]
+
+
 def flat(rss):
     """Most resident memory in the first and in the last quarter of the run (MiB)."""
     if len(rss) < 4:
@@ -105,6 +115,7 @@ def main():
     ap.add_argument("--size-mb", type=int, default=300)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--schedule-runs", type=int, default=5)
     args = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -141,6 +152,9 @@ def main():
                     rate, requests, peak, rss = replay(shadowtap, capture, url.rstrip("/"), port)
                     rates[name].append(rate)
                     notes[name].append((requests, peak, rss))
+        # The schedule at --speed 1: the bundled demo capture (800 requests over 8 s, a real
+        # recording) against the same nginx, which keeps up.
+        schedule = [lateness(shadowtap, url.rstrip("/")) for _ in range(args.schedule_runs)]
     print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs} rounds")
     print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7} {'range':>11}")
     for name, _ in tools:
@@ -151,6 +165,9 @@ def main():
             note = f"  {requests} requests, at most {max(n[1] for n in notes[name])} connections, {flat(rss)}"
         print(f"  {name:<26} {statistics.median(rates[name]):10.0f} {statistics.median(ratios):7.2f} "
               f"{min(ratios):5.2f}-{max(ratios):4.2f}{note}")
+    print(f"schedule error at --speed 1 (demo capture, {len(schedule)} runs), microseconds:")
+    for key in ("p50", "p99", "max"):
+        print(f"  {key:<4} " + " ".join(f"{run[key]:>7}" for run in schedule))
 
 if __name__ == "__main__":
     main()
