@@ -26,7 +26,6 @@ use crate::http1::{Exchange, Tracker};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
-use crate::replay::select::Skip;
 use crate::replay::stats::{Side, Stats};
 use crate::report::prometheus;
 use crate::report::replay as render;
@@ -158,8 +157,7 @@ pub fn run_with_banner(
     let limits = settings.limits.clone();
     let mut decoder = Decoder::new(limits.wire);
     let mut reassembler = Reassembler::new(limits.reassembly);
-    // Whether the shadow's address has been seen serving captured traffic (production).
-    let mut shadow_is_production = false;
+    let mut target = super::replay::ProductionTarget::default();
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
     let mut previous = Previous::at(Instant::now());
@@ -176,14 +174,7 @@ pub fn run_with_banner(
                 counts.own_traffic.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            shadow_is_production |= ex.server == settings.shadow;
-            let target_ok = if !settings.allow_production_target && shadow_is_production {
-                Err(Skip::ProductionTarget)
-            } else {
-                Ok(())
-            };
-            let verdict = settings.selection.check(&ex).and(target_ok);
-            if let Err(why) = verdict {
+            if let Err(why) = target.select(&settings, &ex) {
                 if let Ok(mut l) = local.lock() {
                     l.skip(why);
                 }

@@ -205,13 +205,33 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     }
 }
 
+/// Whether the shadow is a server in the capture: it must not be, or replay would send
+/// production traffic back to production. Once seen, every later exchange is refused
+/// (unless `--allow-production-target`). Shared with `mirror`.
+#[derive(Default)]
+pub(crate) struct ProductionTarget {
+    seen: bool,
+}
+
+impl ProductionTarget {
+    /// The selection verdict on `ex`: `--allow-method`, paths, sampling and the rest
+    /// first, then the production-target check.
+    pub(crate) fn select(&mut self, settings: &ReplaySettings, ex: &Exchange) -> Result<(), Skip> {
+        self.seen |= ex.server == settings.shadow;
+        let target = if !settings.allow_production_target && self.seen {
+            Err(Skip::ProductionTarget)
+        } else {
+            Ok(())
+        };
+        settings.selection.check(ex).and(target)
+    }
+}
+
 /// Selection and pacing: which exchanges go, and when.
 struct Scheduler<'a> {
     settings: &'a ReplaySettings,
     window: Reorder,
-    /// The shadow is a server in the capture (it must not be: replay would send production
-    /// traffic back to production). Once seen, every later exchange is refused.
-    shadow_is_production: bool,
+    target: ProductionTarget,
     first_ts: Option<Timestamp>,
     skipped: Stats,
 }
@@ -221,7 +241,7 @@ impl<'a> Scheduler<'a> {
         Scheduler {
             settings,
             window: Reorder::default(),
-            shadow_is_production: false,
+            target: ProductionTarget::default(),
             first_ts: None,
             skipped: Stats::default(),
         }
@@ -229,14 +249,7 @@ impl<'a> Scheduler<'a> {
 
     fn offer(&mut self, ex: Box<Exchange>, engine: &mut Engine) {
         let settings = self.settings;
-        self.shadow_is_production |= ex.server == settings.shadow;
-        let target = if !settings.allow_production_target && self.shadow_is_production {
-            Err(Skip::ProductionTarget)
-        } else {
-            Ok(())
-        };
-        let verdict = settings.selection.check(&ex).and(target);
-        if let Err(why) = verdict {
+        if let Err(why) = self.target.select(settings, &ex) {
             self.skipped.skip(why);
             return;
         }
