@@ -56,22 +56,18 @@ pub fn write(ex: &Exchange, rw: &Rewrites, out: &mut Vec<u8>) {
     out.extend_from_slice(path_of(&req.target));
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
-    let mut captured_host = None;
-    let mut has_connection = false;
-    for h in &req.headers {
-        if captured_host.is_none() && h.name.eq_ignore_ascii_case("host") {
-            captured_host = Some(h.value);
-        }
-        has_connection |= h.name.eq_ignore_ascii_case("connection");
-    }
     let host: Option<&[u8]> = match &rw.host {
         HostHeader::Shadow(a) | HostHeader::Value(a) => Some(a.as_bytes()),
-        HostHeader::Keep => captured_host,
+        HostHeader::Keep => req.host(),
     };
     if let Some(h) = host {
         header(out, "Host", h);
     }
     // Headers named by a Connection header are hop-by-hop too (RFC 9110 section 7.6.1).
+    let has_connection = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("connection"));
     let named_by_connection = |name: &str| {
         has_connection
             && req
