@@ -375,12 +375,13 @@ async fn wait_until(intended: Instant, precise: bool, timer: Option<&PreciseTime
         tokio::time::sleep_until(intended).await;
         return;
     }
-    let slept = match timer {
-        Some(timer) if intended - now > SPIN => timer.sleep(intended - now - SPIN).await.is_ok(),
-        Some(_) => true,
-        None => false,
+    // Without a timerfd, or if arming it failed, tokio's timer does the coarse part.
+    let coarse = match timer {
+        Some(timer) if intended - now > SPIN => timer.sleep(intended - now - SPIN).await.is_err(),
+        Some(_) => false,
+        None => true,
     };
-    if !slept && intended - now > TIMER_SLACK {
+    if coarse && intended - now > TIMER_SLACK {
         tokio::time::sleep_until(intended - TIMER_SLACK).await;
     }
     while Instant::now() < intended {
@@ -483,13 +484,14 @@ pub(crate) async fn run_shard(
                 intended,
             };
             // Without waiting when there is room, as there mostly is: no future to poll.
-            let sent = match workers[w].queue.try_send(work) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(work)) => workers[w].queue.send(work).await,
+            match workers[w].queue.try_send(work) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(work)) => {
+                    if workers[w].queue.send(work).await.is_err() {
+                        break 'jobs;
+                    }
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => break 'jobs,
-            };
-            if sent.is_err() {
-                break 'jobs;
             }
         }
     }
