@@ -39,10 +39,11 @@ SERVERS = "    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }
 def connections_to(port):
     """Established TCP connections to 127.0.0.1:port, read from /proc/net/tcp (spawning `ss`
     every sample would take CPU from the replay being measured)."""
+    peer = f"0100007F:{port:04X}"
     with open("/proc/net/tcp") as f:
         next(f)
-        return sum(1 for line in f
-                   if line.split()[3] == "01" and line.split()[2] == f"0100007F:{port:04X}")
+        fields = (line.split() for line in f)
+        return sum(1 for f in fields if f[3] == "01" and f[2] == peer)
 
 
 def oha(url, seconds):
