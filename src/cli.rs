@@ -89,6 +89,11 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "1", value_name = "FACTOR|max")]
     pub speed: String,
 
+    /// Send at most this many requests per second, over all connections (`0.5` is one every
+    /// two seconds): requests due sooner wait for their turn, and the wait counts as lateness.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
     /// Progress on stderr: redrawn in place on a terminal and a line every 10 s otherwise
     /// (`auto`), always redrawn in place, or never.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]

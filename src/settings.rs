@@ -67,6 +67,8 @@ pub struct ReplaySettings {
     pub selection: Selection,
     pub rewrites: Rewrites,
     pub speed: Speed,
+    /// Requests per second at most (`--rate`).
+    pub rate: Option<f64>,
     pub concurrency: usize,
     pub timeout: Duration,
     pub allow_production_target: bool,
@@ -113,7 +115,14 @@ impl ReplaySettings {
                 _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
             }
         };
-        Self::build(args.files, speed, args.progress, args.shadow)
+        let mut settings = Self::build(args.files, speed, args.progress, args.shadow)?;
+        if let Some(rate) = args.rate {
+            if !(rate > 0.0 && rate.is_finite()) {
+                bail!("--rate {rate}: use a positive number of requests per second");
+            }
+            settings.rate = Some(rate);
+        }
+        Ok(settings)
     }
 
     /// The settings `mirror` shares with `replay`: requests go as they are seen.
@@ -221,6 +230,7 @@ impl ReplaySettings {
                 strip: args.strip_headers,
             },
             speed,
+            rate: None,
             concurrency: args.concurrency,
             timeout: parse_duration(&args.timeout)?,
             allow_production_target: args.allow_production_target,

@@ -158,6 +158,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
             strip: Vec::new(),
         },
         speed: Speed::Factor(SPEED),
+        rate: None,
         concurrency: 64,
         timeout: Duration::from_secs(5),
         allow_production_target: false,

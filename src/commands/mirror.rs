@@ -136,6 +136,7 @@ pub fn run_with_banner(
         queue: args.queue.max(1),
         waiting: args.queue.max(1),
         shards: None,
+        unpaced: false,
     })?;
     let counts = Arc::new(CaptureCounts::default());
     // What the capture thread counts itself: requests not replayed, by reason.

@@ -233,6 +233,9 @@ struct Scheduler<'a> {
     window: Reorder,
     target: ProductionTarget,
     first_ts: Option<Timestamp>,
+    /// With `--rate`: the time between two sends, and the earliest the next may leave.
+    spacing: Option<Duration>,
+    next_slot: Duration,
     skipped: Stats,
 }
 
@@ -243,6 +246,8 @@ impl<'a> Scheduler<'a> {
             window: Reorder::default(),
             target: ProductionTarget::default(),
             first_ts: None,
+            spacing: settings.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            next_slot: Duration::ZERO,
             skipped: Stats::default(),
         }
     }
@@ -253,16 +258,36 @@ impl<'a> Scheduler<'a> {
             self.skipped.skip(why);
             return;
         }
-        let t0 = *self.first_ts.get_or_insert(ex.request.first_ts);
-        let at = match settings.speed {
+        engine.push(Job {
+            at: self.send_time(ex.request.first_ts),
+            ex,
+        });
+    }
+
+    /// When a request captured at `ts` is to leave, as an offset from the first one: its
+    /// captured offset divided by the speed, then held back as needed to keep under `--rate`
+    /// (requests evenly spaced, no bursts). None: at once.
+    fn send_time(&mut self, ts: Timestamp) -> Option<Duration> {
+        let t0 = *self.first_ts.get_or_insert(ts);
+        let at = match self.settings.speed {
             Speed::Max => None,
             Speed::Factor(f) => {
-                let offset_us = ex.request.first_ts.micros_since(t0).max(0) as f64 / f;
+                let offset_us = ts.micros_since(t0).max(0) as f64 / f;
                 Some(Duration::from_micros(offset_us as u64))
             }
         };
-        engine.push(Job { ex, at });
+        let Some(spacing) = self.spacing else {
+            return at;
+        };
+        let at = at.unwrap_or(Duration::ZERO).max(self.next_slot);
+        self.next_slot = at.saturating_add(spacing);
+        Some(at)
     }
+}
+
+/// Whether no request has a send time to keep: `--speed max` without `--rate`.
+fn unpaced(settings: &ReplaySettings) -> bool {
+    settings.speed == Speed::Max && settings.rate.is_none()
 }
 
 /// Runs `replay`: the report goes to `out`, errors to `err`.
@@ -287,6 +312,7 @@ pub fn run(
         queue: QUEUE,
         waiting: QUEUE * engine::BATCH,
         shards: None,
+        unpaced: unpaced(settings),
     })?;
     let total: u64 = settings
         .files
@@ -413,5 +439,98 @@ fn exit_status(errors: &[String], verdicts: &[gate::Verdict]) -> Status {
         Status::Threshold
     } else {
         Status::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(flags: &[&str]) -> ReplaySettings {
+        let args = [
+            "shadowtap",
+            "replay",
+            "x.pcap",
+            "--shadow",
+            "http://127.0.0.1:9",
+        ];
+        let cli = crate::cli::Cli::try_parse_from(args.iter().chain(flags)).unwrap();
+        let crate::cli::Command::Replay(args) = cli.command else {
+            panic!("not replay");
+        };
+        ReplaySettings::from_args(*args).unwrap()
+    }
+
+    /// Send times (ms) of requests captured at these times (ms).
+    fn send_times(flags: &[&str], captured_ms: &[i64]) -> Vec<Option<u128>> {
+        let settings = settings(flags);
+        let mut scheduler = Scheduler::new(&settings);
+        captured_ms
+            .iter()
+            .map(|&ms| {
+                let at = scheduler.send_time(Timestamp::from_nanos(1_000_000_000 + ms * 1_000_000));
+                at.map(|d| d.as_millis())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn send_times_follow_the_capture_divided_by_the_speed() {
+        let captured = [0, 10, 10, 40, 1000];
+        let at = |ms: &[u128]| ms.iter().map(|&m| Some(m)).collect::<Vec<_>>();
+        assert_eq!(send_times(&[], &captured), at(&[0, 10, 10, 40, 1000]));
+        assert_eq!(
+            send_times(&["--speed", "10"], &captured),
+            at(&[0, 1, 1, 4, 100])
+        );
+        assert_eq!(send_times(&["--speed", "max"], &captured), [None; 5]);
+    }
+
+    #[test]
+    fn the_rate_cap_spaces_requests_evenly_and_never_sends_early() {
+        let captured = [0, 10, 10, 40, 1000];
+        let at = |ms: &[u128]| ms.iter().map(|&m| Some(m)).collect::<Vec<_>>();
+        // 50 per second: one every 20 ms. A request due later than its turn keeps its time.
+        assert_eq!(
+            send_times(&["--rate", "50"], &captured),
+            at(&[0, 20, 40, 60, 1000])
+        );
+        // Unpaced, the cap alone sets the schedule.
+        assert_eq!(
+            send_times(&["--speed", "max", "--rate", "50"], &captured),
+            at(&[0, 20, 40, 60, 80])
+        );
+        assert_eq!(
+            send_times(&["--speed", "max", "--rate", "0.5"], &[0, 0, 0]),
+            at(&[0, 2000, 4000])
+        );
+    }
+
+    #[test]
+    fn a_rate_that_is_not_a_positive_number_is_refused() {
+        for bad in ["0", "-5", "inf", "NaN"] {
+            let args = [
+                "shadowtap",
+                "replay",
+                "x.pcap",
+                "--shadow",
+                "http://127.0.0.1:9",
+            ];
+            let flag = format!("--rate={bad}");
+            let cli = crate::cli::Cli::try_parse_from(args.iter().chain(&[flag.as_str()])).unwrap();
+            let crate::cli::Command::Replay(args) = cli.command else {
+                panic!("not replay");
+            };
+            let e = ReplaySettings::from_args(*args).unwrap_err().to_string();
+            assert!(e.contains("--rate"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_a_replay_without_send_times_is_unpaced() {
+        assert!(unpaced(&settings(&["--speed", "max"])));
+        assert!(!unpaced(&settings(&["--speed", "max", "--rate", "10"])));
+        assert!(!unpaced(&settings(&[])));
     }
 }

@@ -294,6 +294,7 @@ fn bad_replay_flags_are_usage_errors() {
         ["--speed", "fast"],
         ["--timeout", "5 parsecs"],
         ["--sample", "150"],
+        ["--rate", "0"],
     ] {
         let mut args = vec![
             "replay".to_string(),
@@ -618,6 +619,30 @@ fn progress_is_drawn_and_the_pace_is_kept() {
         &["--speed", "0.05", "--progress", "never"],
     );
     assert!(!err.contains("sent "), "{err:?}");
+}
+
+#[test]
+fn the_rate_cap_holds_an_unpaced_replay_back() {
+    let s = shadow(Behaviour::Answer(200));
+    let demo = format!("{}/assets/demo.pcap", env!("CARGO_MANIFEST_DIR"));
+    let start = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["replay", &demo, "--shadow", &s.url, "--format", "json"])
+        .args(["--speed", "max", "--rate", "2000", "--concurrency", "16"])
+        // HEAD answers from this shadow carry a body, which costs a connection each.
+        .args(["--exclude-path", "^/health"])
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The demo capture's 709 GETs at most 2000 a second: 708 gaps of 0.5 ms at least
+    // (unpaced, they take a few tens of milliseconds here).
+    assert_eq!(report["counts"]["replayed"], 709, "{}", report["counts"]);
+    assert_eq!(report["shadow"]["error_rate"], 0.0);
+    assert_eq!(s.seen.lock().unwrap().len(), 709);
+    assert!(elapsed >= Duration::from_micros(354_000), "{elapsed:?}");
+    assert_accounted(&report);
 }
 
 #[test]
