@@ -89,11 +89,6 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "1", value_name = "FACTOR|max")]
     pub speed: String,
 
-    /// Send at most this many requests per second, over all connections (`0.5` is one every
-    /// two seconds): requests due sooner wait for their turn, and the wait counts as lateness.
-    #[arg(long, value_name = "N")]
-    pub rate: Option<f64>,
-
     /// Progress on stderr: redrawn in place on a terminal and a line every 10 s otherwise
     /// (`auto`), always redrawn in place, or never.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
@@ -146,6 +141,13 @@ pub struct ShadowArgs {
     /// Remove a header from every replayed request (repeatable).
     #[arg(long = "strip-header", value_name = "NAME")]
     pub strip_headers: Vec<String>,
+
+    /// Requests per second at most, over all connections (`0.5` is one every two seconds).
+    /// replay: requests due sooner wait for their turn, and the wait counts as lateness.
+    /// mirror: requests over it are dropped and counted (`rate_limit`), after a burst of up
+    /// to one second's worth.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
 
     /// Requests in flight at most (and connections to the shadow).
     #[arg(long, default_value_t = 64, value_name = "N")]

@@ -115,14 +115,7 @@ impl ReplaySettings {
                 _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
             }
         };
-        let mut settings = Self::build(args.files, speed, args.progress, args.shadow)?;
-        if let Some(rate) = args.rate {
-            if !(rate > 0.0 && rate.is_finite()) {
-                bail!("--rate {rate}: use a positive number of requests per second");
-            }
-            settings.rate = Some(rate);
-        }
-        Ok(settings)
+        Self::build(args.files, speed, args.progress, args.shadow)
     }
 
     /// The settings `mirror` shares with `replay`: requests go as they are seen.
@@ -206,6 +199,9 @@ impl ReplaySettings {
         if args.concurrency == 0 {
             bail!("--concurrency must be at least 1");
         }
+        if let Some(rate) = args.rate.filter(|r| !(*r > 0.0 && r.is_finite())) {
+            bail!("--rate {rate}: use a positive number of requests per second");
+        }
         Ok(ReplaySettings {
             files,
             shadow,
@@ -230,7 +226,7 @@ impl ReplaySettings {
                 strip: args.strip_headers,
             },
             speed,
-            rate: None,
+            rate: args.rate,
             concurrency: args.concurrency,
             timeout: parse_duration(&args.timeout)?,
             allow_production_target: args.allow_production_target,

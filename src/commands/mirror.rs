@@ -26,6 +26,7 @@ use crate::http1::{Exchange, Tracker};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
+use crate::replay::select::RateLimit;
 use crate::replay::stats::{Side, Stats};
 use crate::report::prometheus;
 use crate::report::replay as render;
@@ -159,6 +160,7 @@ pub fn run_with_banner(
     let mut decoder = Decoder::new(limits.wire);
     let mut reassembler = Reassembler::new(limits.reassembly);
     let mut target = super::replay::ProductionTarget::default();
+    let mut rate_limit = settings.rate.map(|r| RateLimit::new(r, Instant::now()));
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
     let mut previous = Previous::at(Instant::now());
@@ -180,6 +182,14 @@ pub fn run_with_banner(
                     l.skip(why);
                 }
                 return;
+            }
+            if let Some(limit) = &mut rate_limit {
+                if !limit.admit(Instant::now()) {
+                    if let Ok(mut l) = local.lock() {
+                        l.dropped("rate_limit");
+                    }
+                    return;
+                }
             }
             let mut engine = engine.borrow_mut();
             let job = Job {

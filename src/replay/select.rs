@@ -1,6 +1,8 @@
 //! Which captured exchanges are replayed, and the reason for each one that is not
 //! (DESIGN.md "Selection"; the accounting categories `incomplete` and `filtered`).
 
+use std::time::Instant;
+
 use regex::bytes::Regex;
 
 use crate::http1::{Exchange, Flags};
@@ -150,6 +152,44 @@ fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
         .fold(OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(PRIME))
 }
 
+/// `--rate` for live traffic, which cannot wait: a token bucket refilled at `rate` per
+/// second that holds one second's worth (at least one), so bursts up to that pass and the
+/// long-run rate stays under the cap. A request that finds it empty is dropped
+/// (`dropped/rate_limit`).
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    /// A full bucket at `now`; `rate` is positive (the settings check it).
+    pub fn new(rate: f64, now: Instant) -> RateLimit {
+        let capacity = rate.max(1.0);
+        RateLimit {
+            rate,
+            capacity,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Whether a request arriving at `now` may go (and takes a token if so).
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +294,30 @@ mod tests {
         assert_eq!(kept, again);
         let share = kept.iter().filter(|k| **k).count() as f64 / 4000.0;
         assert!((0.2..0.3).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn the_rate_limit_passes_a_second_of_burst_then_the_rate() {
+        use std::time::Duration;
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut limit = RateLimit::new(10.0, t0);
+        // A burst of 15 at once: the bucket's 10 pass.
+        let passed = (0..15).filter(|_| limit.admit(t0)).count();
+        assert_eq!(passed, 10);
+        // Then one per 100 ms.
+        assert!(!limit.admit(at(50)));
+        assert!(limit.admit(at(100)));
+        assert!(!limit.admit(at(150)));
+        // Idle time refills the bucket up to its capacity, never beyond.
+        let passed = (0..30).filter(|_| limit.admit(at(60_000))).count();
+        assert_eq!(passed, 10);
+        // Under one per second, the bucket holds one request: 0.5/s is one every 2 s.
+        let mut slow = RateLimit::new(0.5, t0);
+        assert!(slow.admit(t0));
+        assert!(!slow.admit(at(1_000)));
+        assert!(slow.admit(at(2_000)));
+        // A clock read out of order takes nothing back.
+        assert!(!slow.admit(at(1_500)));
     }
 }

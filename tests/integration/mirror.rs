@@ -338,6 +338,42 @@ fn overload_drops_are_counted_by_reason_and_capture_keeps_up() {
 }
 
 #[test]
+fn the_rate_cap_drops_what_is_over_it_and_counts_it() {
+    if !can_capture() {
+        eprintln!("skipped: no capture privilege here");
+        return;
+    }
+    let prod = production("127.0.0.1:0");
+    let shadow = shadow(Behaviour::Answer(200));
+    let start = Instant::now();
+    let m = mirror(&[
+        "--port",
+        &prod.port().to_string(),
+        "--shadow",
+        &shadow.url,
+        "--rate",
+        "5",
+    ]);
+    let mut conn = TcpStream::connect(prod).unwrap();
+    let burst: String = (0..100)
+        .map(|i| format!("GET /burst/{i} HTTP/1.1\r\nHost: p\r\n\r\n"))
+        .collect();
+    exchange(&mut conn, &burst, 100);
+    let (code, report, err) = m.stop("-INT", Duration::from_millis(300));
+    let run = start.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{err}");
+    let counts = &report["counts"];
+    assert_eq!(counts["seen"], 100, "{report}");
+    let replayed = counts["replayed"].as_u64().unwrap();
+    // A burst of one second's worth passes, then 5 a second at most over the whole run.
+    assert!(replayed >= 5, "{report}");
+    assert!(replayed as f64 <= 5.0 + 5.0 * run, "{replayed} in {run} s");
+    assert_eq!(counts["dropped"]["rate_limit"], 100 - replayed, "{report}");
+    assert_eq!(shadow.seen.lock().unwrap().len() as u64, replayed);
+    assert_eq!(schema_errors(&report), Vec::<String>::new());
+}
+
+#[test]
 fn a_shadow_that_is_production_never_receives_its_traffic_twice() {
     if !can_capture() {
         eprintln!("skipped: no capture privilege here");
