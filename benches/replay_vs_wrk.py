@@ -63,35 +63,46 @@ def rss_kib(pid):
     return None
 
 
-def replay(shadowtap, capture, url, port):
-    """Requests per second, requests, most connections open, and the resident memory (KiB)
-    sampled through the run."""
-    peak = [0]
-    rss = []
-    stop = threading.Event()
+class Watch:
+    """Samples, every 100 ms while a tool runs, the connections open to nginx and (given a
+    process) its resident memory. Every tool is watched the same way, so the sampling costs
+    each the same CPU."""
+
+    def __init__(self, port):
+        self.port, self.pid, self.peak, self.rss = port, None, 0, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, connections_to(self.port))
+            r = rss_kib(self.pid) if self.pid else None
+            if r:
+                self.rss.append(r)
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop.set()
+        self.thread.join()
+
+
+def replay(shadowtap, capture, url, watch):
+    """Requests per second and requests of one replay (the whole command's run)."""
     start = time.perf_counter()
     proc = subprocess.Popen([shadowtap, "replay", capture, "--shadow", url, "--speed", "max",
                              "--concurrency", str(CONNECTIONS), "--format", "json", "--progress", "never"],
                             stdout=subprocess.PIPE)
-
-    def watch():
-        while not stop.is_set():
-            peak[0] = max(peak[0], connections_to(port))
-            r = rss_kib(proc.pid)
-            if r:
-                rss.append(r)
-            time.sleep(0.1)
-
-    t = threading.Thread(target=watch)
-    t.start()
+    watch.pid = proc.pid
     out, _ = proc.communicate()
     elapsed = time.perf_counter() - start
-    stop.set()
-    t.join()
     if proc.returncode != 0:
         sys.exit(f"bench: shadowtap replay failed with {proc.returncode}")
     report = json.loads(out)
-    return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"], peak[0], rss
+    return report["counts"]["replayed"] / elapsed, report["counts"]["replayed"]
 
 
 def lateness(shadowtap, url):
@@ -145,14 +156,16 @@ def main():
         # minute, so each tool is compared with wrk measured next to it.
         for _ in range(args.runs):
             for name, capture in tools:
-                if name == "wrk":
-                    rates[name].append(wrk(url, args.seconds))
-                elif name == "oha":
-                    rates[name].append(oha(url, args.seconds))
-                else:
-                    rate, requests, peak, rss = replay(shadowtap, capture, url.rstrip("/"), port)
-                    rates[name].append(rate)
-                    notes[name].append((requests, peak, rss))
+                requests = None
+                with Watch(port) as watch:
+                    if name == "wrk":
+                        rates[name].append(wrk(url, args.seconds))
+                    elif name == "oha":
+                        rates[name].append(oha(url, args.seconds))
+                    else:
+                        rate, requests = replay(shadowtap, capture, url.rstrip("/"), watch)
+                        rates[name].append(rate)
+                notes[name].append((requests, watch.peak, watch.rss))
         # The schedule at --speed 1: the bundled demo capture (800 requests over 8 s, a real
         # recording) against the same nginx, which keeps up.
         schedule = [lateness(shadowtap, url.rstrip("/")) for _ in range(args.schedule_runs)]
@@ -160,10 +173,10 @@ def main():
     print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7} {'range':>11}")
     for name, _ in tools:
         ratios = [r / w for r, w in zip(rates[name], rates["wrk"])]
-        note = ""
-        if notes[name]:
-            requests, _, rss = notes[name][-1]
-            note = f"  {requests} requests, at most {max(n[1] for n in notes[name])} connections, {flat(rss)}"
+        requests, _, rss = notes[name][-1]
+        note = f"  at most {max(n[1] for n in notes[name])} connections"
+        if requests:
+            note += f", {requests} requests, {flat(rss)}"
         print(f"  {name:<26} {statistics.median(rates[name]):10.0f} {statistics.median(ratios):7.2f} "
               f"{min(ratios):5.2f}-{max(ratios):4.2f}{note}")
     print(f"schedule error at --speed 1 (demo capture, {len(schedule)} runs), microseconds:")

@@ -103,6 +103,7 @@ impl Reassembler {
         let key = Key::new(seg.src, seg.dst);
         let (syn, ack) = (seg.flags.syn(), seg.flags.ack());
         let has_data = seg.seq_len() > u32::from(syn) + u32::from(seg.flags.fin());
+        // One table lookup for a segment of a known connection, the common case.
         if let Some(flow) = self.flows.get_mut(&key) {
             let new_isn = syn
                 && !ack
@@ -123,19 +124,28 @@ impl Reassembler {
                 self.counters.tcp_reuse += 1;
                 self.expire(key, seg.ts.nanos(), CloseReason::Reused, sink);
                 self.flows.remove(&key);
-            } else if new_isn && flow.halves[0].base().is_some() {
-                // T17: a SYN retransmitted with another ISN before any data: take the latest.
-                self.counters.handshake_anomaly += 1;
-                flow.halves[0].start_at(seg.seq.add(1));
-            }
-        }
-        if !self.flows.contains_key(&key) {
-            if !syn && !has_data {
-                self.counters.no_flow += 1;
+            } else {
+                if new_isn && flow.halves[0].base().is_some() {
+                    // T17: a SYN retransmitted with another ISN before any data: take the
+                    // latest.
+                    self.counters.handshake_anomaly += 1;
+                    flow.halves[0].start_at(seg.seq.add(1));
+                }
+                let mut sh = Shared {
+                    limits: &self.limits,
+                    counters: &mut self.counters,
+                    mem: &mut self.mem,
+                };
+                flow_segment(flow, seg, &mut sh, sink);
                 return;
             }
-            self.open(key, seg, sink);
         }
+        // No connection (or the old one just went): a new one.
+        if !syn && !has_data {
+            self.counters.no_flow += 1;
+            return;
+        }
+        self.open(key, seg, sink);
         self.segment(key, seg, sink);
     }
 
@@ -191,99 +201,12 @@ impl Reassembler {
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
-        flow.last_seen = seg.ts.nanos();
-        let dir = if seg.src == flow.client {
-            Direction::ClientToServer
-        } else {
-            Direction::ServerToClient
-        };
         let mut sh = Shared {
             limits: &self.limits,
             counters: &mut self.counters,
             mem: &mut self.mem,
         };
-        let mut out = Out {
-            sink,
-            flow: flow.id,
-            ts: seg.ts,
-        };
-        let [c2s, s2c] = &mut flow.halves;
-        let (this, peer) = match dir {
-            Direction::ClientToServer => (c2s, s2c),
-            Direction::ServerToClient => (s2c, c2s),
-        };
-        let flags = seg.flags;
-        if flags.syn() {
-            if this.base().is_none() || (!this.had_data && this.next == 0) {
-                this.start_at(seg.seq.add(1));
-            }
-            if !seg.payload.is_empty() {
-                sh.counters.syn_data += 1;
-            }
-        } else if this.base().is_none() {
-            this.start_at(seg.seq);
-        }
-        let ack_off = if flags.ack() {
-            peer.offset(seg.ack)
-        } else {
-            None
-        };
-        if flags.rst() {
-            let in_window = this
-                .offset(seg.seq)
-                .is_none_or(|off| off.abs_diff(this.next as i64) <= self.limits.window as u64 * 4);
-            if !in_window {
-                sh.counters.rst_invalid += 1;
-                return;
-            }
-            sh.counters.rst += 1;
-            let (first, second) = match dir {
-                Direction::ClientToServer => (this, peer),
-                Direction::ServerToClient => (peer, this),
-            };
-            first.reset(&mut sh, &mut out);
-            second.reset(&mut sh, &mut out);
-            out.emit(EventKind::Close {
-                reason: CloseReason::Rst,
-            });
-            first.release(&mut sh);
-            second.release(&mut sh);
-            flow.closed = true;
-            sh.counters.closed += 1;
-            return;
-        }
-        let Some(off) = this.offset(seg.seq) else {
-            return;
-        };
-        let off = off + i64::from(flags.syn());
-        let data_ack = ack_off.and_then(|a| u64::try_from(a).ok());
-        this.segment(
-            off,
-            (seg.payload, u64::from(seg.missing)),
-            data_ack,
-            &mut sh,
-            &mut out,
-        );
-        if flags.fin() {
-            let fin = off + seg.payload.len() as i64 + i64::from(seg.missing);
-            if let Ok(fin) = u64::try_from(fin) {
-                let was_open = !this.ended;
-                this.fin(fin, &mut sh, &mut out);
-                if was_open && this.ended && !peer.ended {
-                    sh.counters.half_closed += 1;
-                }
-            }
-        }
-        if let Some(a) = ack_off {
-            peer.peer_ack(a, &mut sh, &mut out);
-        }
-        if this.ended && peer.ended {
-            out.emit(EventKind::Close {
-                reason: CloseReason::Fin,
-            });
-            flow.closed = true;
-            sh.counters.closed += 1;
-        }
+        flow_segment(flow, seg, &mut sh, sink);
     }
 
     /// Flushes a live flow and emits its Close (it stays in the table as closed).
@@ -382,4 +305,102 @@ fn server_rank(port: u16) -> (u8, u16) {
         2
     };
     (class, port)
+}
+
+/// One segment of a connection in the table: its direction's stream, its ACK for the other,
+/// FIN and RST.
+fn flow_segment<S: StreamSink>(
+    flow: &mut Flow,
+    seg: &Segment<'_>,
+    sh: &mut Shared<'_>,
+    sink: &mut S,
+) {
+    flow.last_seen = seg.ts.nanos();
+    let dir = if seg.src == flow.client {
+        Direction::ClientToServer
+    } else {
+        Direction::ServerToClient
+    };
+    let mut out = Out {
+        sink,
+        flow: flow.id,
+        ts: seg.ts,
+    };
+    let [c2s, s2c] = &mut flow.halves;
+    let (this, peer) = match dir {
+        Direction::ClientToServer => (c2s, s2c),
+        Direction::ServerToClient => (s2c, c2s),
+    };
+    let flags = seg.flags;
+    if flags.syn() {
+        if this.base().is_none() || (!this.had_data && this.next == 0) {
+            this.start_at(seg.seq.add(1));
+        }
+        if !seg.payload.is_empty() {
+            sh.counters.syn_data += 1;
+        }
+    } else if this.base().is_none() {
+        this.start_at(seg.seq);
+    }
+    let ack_off = if flags.ack() {
+        peer.offset(seg.ack)
+    } else {
+        None
+    };
+    if flags.rst() {
+        let in_window = this
+            .offset(seg.seq)
+            .is_none_or(|off| off.abs_diff(this.next as i64) <= sh.limits.window as u64 * 4);
+        if !in_window {
+            sh.counters.rst_invalid += 1;
+            return;
+        }
+        sh.counters.rst += 1;
+        let (first, second) = match dir {
+            Direction::ClientToServer => (this, peer),
+            Direction::ServerToClient => (peer, this),
+        };
+        first.reset(sh, &mut out);
+        second.reset(sh, &mut out);
+        out.emit(EventKind::Close {
+            reason: CloseReason::Rst,
+        });
+        first.release(sh);
+        second.release(sh);
+        flow.closed = true;
+        sh.counters.closed += 1;
+        return;
+    }
+    let Some(off) = this.offset(seg.seq) else {
+        return;
+    };
+    let off = off + i64::from(flags.syn());
+    let data_ack = ack_off.and_then(|a| u64::try_from(a).ok());
+    this.segment(
+        off,
+        (seg.payload, u64::from(seg.missing)),
+        data_ack,
+        sh,
+        &mut out,
+    );
+    if flags.fin() {
+        let fin = off + seg.payload.len() as i64 + i64::from(seg.missing);
+        if let Ok(fin) = u64::try_from(fin) {
+            let was_open = !this.ended;
+            this.fin(fin, sh, &mut out);
+            if was_open && this.ended && !peer.ended {
+                sh.counters.half_closed += 1;
+            }
+        }
+    }
+    if let Some(a) = ack_off {
+        peer.peer_ack(a, sh, &mut out);
+    }
+    if this.ended && peer.ended {
+        out.emit(EventKind::Close {
+            reason: CloseReason::Fin,
+        });
+        flow.closed = true;
+        sh.counters.closed += 1;
+    }
 }
