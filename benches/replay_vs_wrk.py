@@ -9,8 +9,9 @@ connections, then `shadowtap replay CAPTURE --shadow URL --speed max --concurren
 generated keep-alive captures (`cargo run --release --example gencap`, 256 connections open
 at a time). It runs in rounds, each tool once per round, and prints each tool's median
 requests per second, the median and range of its ratio to wrk in the same round, and the
-most connections shadowtap had open to nginx, then the schedule error of `--speed 1` replays
-of the bundled demo capture against the same nginx (p50, p99 and max per run):
+most connections it had open to nginx (every tool is watched the same way, so the watching
+costs each the same), then the schedule error of `--speed 1` replays of the bundled demo
+capture against the same nginx (p50, p99 and max per run):
 
 - "204 capture": a recording of the same service (GETs answered `204 No Content`), so the
   replay does what wrk does plus reading and decoding the capture;
