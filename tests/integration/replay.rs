@@ -726,3 +726,68 @@ fn a_dead_shadow_opens_the_circuit_and_every_request_is_still_counted() {
     assert_eq!(report["shadow"]["error_rate"], 1.0);
     assert_accounted(&report);
 }
+
+#[test]
+fn a_dead_shadow_costs_bounded_memory_over_a_long_capture() {
+    use crate::support::files::pcap;
+    use crate::support::packets::{merge, Conv, Link};
+    // 24,000 GETs carrying a 4 KiB cookie on 100 keep-alive connections: a 100 MB capture,
+    // of which a replay that kept what it could not send would hold most.
+    let cookie = "c".repeat(4096);
+    let convs = (0..100)
+        .map(|c| {
+            let client = format!("10.1.{}.{}:40000", c / 250, c % 250 + 1);
+            let mut conv = Conv::new(&client, "10.2.0.1:80", Link::Ethernet);
+            conv.handshake();
+            for i in 0..240 {
+                let req = format!("GET /items/{i} HTTP/1.1\r\nHost: h\r\nCookie: {cookie}\r\n\r\n");
+                conv.client(req.as_bytes());
+                conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+            conv.close();
+            conv
+        })
+        .collect();
+    let bytes = pcap(Link::Ethernet.linktype(), &merge(convs), false, false);
+    assert!(bytes.len() > 100_000_000);
+    let dir = std::env::temp_dir().join(format!("shadowtap-dead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("long.pcap");
+    std::fs::write(&file, &bytes).unwrap();
+    drop(bytes);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_shadowtap"))
+        .args([
+            "replay",
+            file.to_str().unwrap(),
+            "--speed",
+            "max",
+            "--format",
+            "json",
+        ])
+        .args(["--shadow", &format!("http://127.0.0.1:{port}")])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let Ok(out) = out else {
+        return; // no GNU time here to measure with
+    };
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["counts"]["replayed"], 24_000, "{}", report["counts"]);
+    assert_eq!(report["shadow"]["error_rate"], 1.0);
+    assert_accounted(&report);
+    let rss_kb: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        rss_kb > 0 && rss_kb < 64 * 1024,
+        "peak RSS {rss_kb} KiB replaying a 100 MB capture to a dead shadow"
+    );
+}
