@@ -166,7 +166,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         report_json: None,
         log: None,
         fail_if: Vec::new(),
-        title: Some(format!("demo capture ({SPEED}x)")),
+        title: Some("demo capture".into()),
         progress: crate::cli::Progress::Auto,
         limits: Limits::default(),
     };

@@ -285,6 +285,18 @@ impl<'a> Scheduler<'a> {
     }
 }
 
+/// The pacing, as the report's title line gives it: `speed 1x`, `speed max, at most 500/s`.
+fn pacing(settings: &ReplaySettings) -> String {
+    let speed = match settings.speed {
+        Speed::Max => "speed max".to_string(),
+        Speed::Factor(f) => format!("speed {f}x"),
+    };
+    match settings.rate {
+        Some(rate) => format!("{speed}, at most {rate}/s"),
+        None => speed,
+    }
+}
+
 /// Whether no request has a send time to keep: `--speed max` without `--rate`.
 fn unpaced(settings: &ReplaySettings) -> bool {
     settings.speed == Speed::Max && settings.rate.is_none()
@@ -365,9 +377,10 @@ pub fn run(
                 .map(|p| p.display().to_string())
                 .collect();
             let title = format!(
-                "shadowtap replay  {} -> http://{}",
+                "shadowtap replay  {} -> http://{}   {}",
                 settings.title.clone().unwrap_or_else(|| files.join(" ")),
-                settings.shadow_authority
+                settings.shadow_authority,
+                pacing(settings)
             );
             if settings.format == ReportFormat::Html {
                 write!(out, "{}", crate::report::html::page(&stats, &title))?;
@@ -525,6 +538,16 @@ mod tests {
             let e = ReplaySettings::from_args(*args).unwrap_err().to_string();
             assert!(e.contains("--rate"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_title_says_how_the_replay_was_paced() {
+        assert_eq!(pacing(&settings(&[])), "speed 1x");
+        assert_eq!(pacing(&settings(&["--speed", "0.5"])), "speed 0.5x");
+        assert_eq!(
+            pacing(&settings(&["--speed", "max", "--rate", "500"])),
+            "speed max, at most 500/s"
+        );
     }
 
     #[test]
