@@ -460,7 +460,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn settings(flags: &[&str]) -> ReplaySettings {
+    /// The settings of `shadowtap replay x.pcap --shadow http://127.0.0.1:9 FLAGS`.
+    fn parse(flags: &[&str]) -> anyhow::Result<ReplaySettings> {
         let args = [
             "shadowtap",
             "replay",
@@ -468,11 +469,15 @@ mod tests {
             "--shadow",
             "http://127.0.0.1:9",
         ];
-        let cli = crate::cli::Cli::try_parse_from(args.iter().chain(flags)).unwrap();
+        let cli = crate::cli::Cli::try_parse_from(args.iter().chain(flags))?;
         let crate::cli::Command::Replay(args) = cli.command else {
-            panic!("not replay");
+            anyhow::bail!("not replay");
         };
-        ReplaySettings::from_args(*args).unwrap()
+        ReplaySettings::from_args(*args)
+    }
+
+    fn settings(flags: &[&str]) -> ReplaySettings {
+        parse(flags).unwrap()
     }
 
     /// Send times (ms) of requests captured at these times (ms).
@@ -523,19 +528,7 @@ mod tests {
     #[test]
     fn a_rate_that_is_not_a_positive_number_is_refused() {
         for bad in ["0", "-5", "inf", "NaN"] {
-            let args = [
-                "shadowtap",
-                "replay",
-                "x.pcap",
-                "--shadow",
-                "http://127.0.0.1:9",
-            ];
-            let flag = format!("--rate={bad}");
-            let cli = crate::cli::Cli::try_parse_from(args.iter().chain(&[flag.as_str()])).unwrap();
-            let crate::cli::Command::Replay(args) = cli.command else {
-                panic!("not replay");
-            };
-            let e = ReplaySettings::from_args(*args).unwrap_err().to_string();
+            let e = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
             assert!(e.contains("--rate"), "{bad}: {e}");
         }
     }
