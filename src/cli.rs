@@ -265,8 +265,8 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
 
-    /// Requests waiting for each replay thread at most; more are dropped and counted
-    /// (`dropped/queue_full`), so capture never waits on the shadow.
+    /// Requests waiting for each replay thread at most (and 64 MiB of them); more are dropped
+    /// and counted (`dropped/queue_full`), so capture never waits on the shadow.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub queue: usize,
 }

@@ -95,6 +95,9 @@ fn progress(
 const REORDER_NS: i64 = 2_000_000_000;
 /// Exchanges held for reordering at most.
 const REORDER_MAX: usize = 10_000;
+/// Bytes of exchanges (request bodies above all, up to 1 MiB each) held for reordering at
+/// most: 10,000 exchanges could otherwise hold gigabytes.
+const REORDER_BYTES: usize = 64 << 20;
 
 /// Exchanges in the order of their requests' first bytes, within a bounded window.
 #[derive(Default)]
@@ -102,6 +105,8 @@ struct Reorder {
     heap: BinaryHeap<Reverse<Held>>,
     newest: Option<Timestamp>,
     seq: u64,
+    /// What the held exchanges take ([`Exchange::heap_bytes`]).
+    bytes: usize,
 }
 
 struct Held(Timestamp, u64, Box<Exchange>);
@@ -128,6 +133,7 @@ impl Reorder {
         let ts = ex.request.first_ts;
         self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         self.seq += 1;
+        self.bytes += ex.heap_bytes();
         self.heap.push(Reverse(Held(ts, self.seq, ex)));
     }
 
@@ -135,14 +141,19 @@ impl Reorder {
     fn pop_ready(&mut self) -> Option<Box<Exchange>> {
         let Reverse(Held(ts, _, _)) = self.heap.peek()?;
         let newest = self.newest?;
-        if self.heap.len() > REORDER_MAX || newest.nanos().saturating_sub(ts.nanos()) > REORDER_NS {
+        if self.heap.len() > REORDER_MAX
+            || self.bytes > REORDER_BYTES
+            || newest.nanos().saturating_sub(ts.nanos()) > REORDER_NS
+        {
             return self.pop_any();
         }
         None
     }
 
     fn pop_any(&mut self) -> Option<Box<Exchange>> {
-        self.heap.pop().map(|Reverse(Held(_, _, ex))| ex)
+        let Reverse(Held(_, _, ex)) = self.heap.pop()?;
+        self.bytes -= ex.heap_bytes();
+        Some(ex)
     }
 }
 
@@ -531,6 +542,29 @@ mod tests {
             let e = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
             assert!(e.contains("--rate"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_reorder_window_is_bounded_in_bytes_too() {
+        let mut window = Reorder::default();
+        let mut released = 0;
+        // Requests with 1 MiB bodies, all at the same capture time: the time window never
+        // passes, the count bound is far, the byte bound decides.
+        for _ in 0..100 {
+            let ex = crate::replay::test_exchange("POST", "/upload", &[], &vec![b'x'; 1 << 20]);
+            window.push(Box::new(ex));
+            while window.pop_ready().is_some() {
+                released += 1;
+            }
+            assert!(
+                window.bytes <= REORDER_BYTES + (1 << 20) + 4096,
+                "{}",
+                window.bytes
+            );
+        }
+        assert!(released >= 100 - REORDER_BYTES / (1 << 20), "{released}");
+        while window.pop_any().is_some() {}
+        assert_eq!(window.bytes, 0, "every byte counted in is counted out");
     }
 
     #[test]

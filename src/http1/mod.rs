@@ -50,6 +50,19 @@ impl Exchange {
         }
         Some(resp.last_ts.micros_since(self.request.first_ts))
     }
+
+    /// Bytes the exchange holds on the heap, about: what bounds on queued exchanges count.
+    pub fn heap_bytes(&self) -> usize {
+        let r = &self.request;
+        let headers = r.headers.names.capacity()
+            + r.headers.values.capacity()
+            + r.headers.ends.capacity() * std::mem::size_of::<(usize, usize)>();
+        std::mem::size_of::<Exchange>()
+            + r.method.capacity()
+            + r.target.capacity()
+            + headers
+            + r.body.capacity()
+    }
 }
 
 /// An HTTP header as captured: name and value bytes.

@@ -44,6 +44,25 @@ pub struct Job {
     pub at: Option<Duration>,
 }
 
+/// Jobs (and their bytes) handed to a shard and not yet given to one of its workers.
+#[derive(Default)]
+pub(crate) struct Pending {
+    jobs: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Pending {
+    fn add(&self, jobs: usize, bytes: usize) {
+        self.jobs.fetch_add(jobs, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn sub(&self, jobs: usize, bytes: usize) {
+        self.jobs.fetch_sub(jobs, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
 /// A job as a shard gets it: its intended send time made absolute.
 pub(crate) struct Timed {
     pub ex: Box<Exchange>,
@@ -52,6 +71,12 @@ pub(crate) struct Timed {
 
 /// Jobs handed to a shard at once: one wake-up of the shard per batch, not per job.
 pub const BATCH: usize = 64;
+/// A batch is also handed over once its exchanges take this many bytes
+/// ([`Exchange::heap_bytes`]), so that queues of batches stay small in bytes as well when
+/// requests carry large bodies.
+pub const BATCH_BYTES: usize = 1 << 20;
+/// Bytes waiting per shard at most for [`Engine::try_push`], beside [`Config::waiting`].
+pub const WAITING_BYTES: usize = 64 << 20;
 /// Shards at most, whatever the number of cores.
 const MAX_SHARDS: usize = 8;
 
@@ -126,8 +151,10 @@ type Log = Option<Arc<Mutex<Option<BufWriter<File>>>>>;
 pub struct Engine {
     queues: Vec<mpsc::Sender<Vec<Timed>>>,
     batches: Vec<Vec<Timed>>,
-    /// Jobs handed to each shard and not yet given to one of its workers.
-    pending: Vec<Arc<AtomicUsize>>,
+    /// What each batch being filled takes, in bytes.
+    batch_bytes: Vec<usize>,
+    /// Jobs handed to each shard and not yet given to one of its workers, and their bytes.
+    pending: Vec<Arc<Pending>>,
     waiting: usize,
     threads: Vec<JoinHandle<()>>,
     /// Each shard's statistics, as they grow.
@@ -164,7 +191,7 @@ impl Engine {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
             let (tx, rx) = mpsc::channel(config.queue.max(1));
-            let waiting = Arc::new(AtomicUsize::new(0));
+            let waiting = Arc::new(Pending::default());
             pending.push(waiting.clone());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -197,6 +224,7 @@ impl Engine {
         }
         Ok(Engine {
             batches: queues.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            batch_bytes: vec![0; queues.len()],
             queues,
             pending,
             waiting: config.waiting.max(1),
@@ -232,38 +260,27 @@ impl Engine {
     /// Queues a job, waiting while its shard's queue is full. Call [`Engine::flush`] (or
     /// [`Engine::finish`]) when no more jobs come for a while: jobs go in batches.
     pub fn push(&mut self, job: Job) {
-        let i = self.shard_of(job.ex.flow);
-        let job = self.timed(job);
-        self.batches[i].push(job);
-        if self.batches[i].len() == BATCH {
-            let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
-            // A shard gone (its thread ended) has nothing to give back; its count is lost
-            // only if it panicked, which `finish` reports.
-            self.pending[i].fetch_add(BATCH, Ordering::Relaxed);
-            let _ = self.queues[i].blocking_send(batch);
+        let i = self.add(job);
+        if self.batch_full(i) {
+            self.send(i);
         }
     }
 
     /// Hands every partly filled batch over, waiting while queues are full.
     pub fn flush(&mut self) {
-        for ((queue, batch), pending) in
-            self.queues.iter().zip(&mut self.batches).zip(&self.pending)
-        {
-            if !batch.is_empty() {
-                pending.fetch_add(batch.len(), Ordering::Relaxed);
-                let _ = queue.blocking_send(std::mem::take(batch));
+        for i in 0..self.queues.len() {
+            if !self.batches[i].is_empty() {
+                self.send(i);
             }
         }
     }
 
     /// Queues a job without waiting. Jobs go in batches: when a batch would take its shard
-    /// over [`Config::waiting`] jobs, the batch is dropped and the error says how many jobs
-    /// it held. Call [`Engine::try_flush`] often.
+    /// over [`Config::waiting`] jobs or [`WAITING_BYTES`], the batch is dropped and the
+    /// error says how many jobs it held. Call [`Engine::try_flush`] often.
     pub fn try_push(&mut self, job: Job) -> Result<(), usize> {
-        let i = self.shard_of(job.ex.flow);
-        let job = self.timed(job);
-        self.batches[i].push(job);
-        if self.batches[i].len() < BATCH {
+        let i = self.add(job);
+        if !self.batch_full(i) {
             return Ok(());
         }
         self.try_send(i)
@@ -285,20 +302,51 @@ impl Engine {
         }
     }
 
+    /// Adds a job to its shard's batch; returns the shard.
+    fn add(&mut self, job: Job) -> usize {
+        let i = self.shard_of(job.ex.flow);
+        self.batch_bytes[i] += job.ex.heap_bytes();
+        let job = self.timed(job);
+        self.batches[i].push(job);
+        i
+    }
+
+    fn batch_full(&self, i: usize) -> bool {
+        self.batches[i].len() >= BATCH || self.batch_bytes[i] >= BATCH_BYTES
+    }
+
+    /// Takes shard `i`'s batch and its size in jobs and bytes.
+    fn take_batch(&mut self, i: usize) -> (Vec<Timed>, usize, usize) {
+        let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
+        let bytes = std::mem::take(&mut self.batch_bytes[i]);
+        let n = batch.len();
+        (batch, n, bytes)
+    }
+
+    fn send(&mut self, i: usize) {
+        let (batch, n, bytes) = self.take_batch(i);
+        self.pending[i].add(n, bytes);
+        // A shard gone (its thread ended) has nothing to give back; its count is lost only if
+        // it panicked, which `finish` reports.
+        let _ = self.queues[i].blocking_send(batch);
+    }
+
     fn try_send(&mut self, i: usize) -> Result<(), usize> {
         if self.batches[i].is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
-        let n = batch.len();
-        if self.pending[i].load(Ordering::Relaxed) + n > self.waiting {
+        let (batch, n, bytes) = self.take_batch(i);
+        let pending = &self.pending[i];
+        if pending.jobs.load(Ordering::Relaxed) + n > self.waiting
+            || pending.bytes.load(Ordering::Relaxed) + bytes > WAITING_BYTES
+        {
             return Err(n);
         }
-        self.pending[i].fetch_add(n, Ordering::Relaxed);
+        pending.add(n, bytes);
         match self.queues[i].try_send(batch) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => {
-                self.pending[i].fetch_sub(n, Ordering::Relaxed);
+                pending.sub(n, bytes);
                 Err(b.len())
             }
         }
@@ -379,7 +427,7 @@ pub(crate) struct Shard {
     pub precise: bool,
     /// Jobs handed to this shard not yet given to a worker (the engine's count, decremented
     /// here).
-    pub pending: Arc<AtomicUsize>,
+    pub pending: Arc<Pending>,
 }
 
 /// tokio's timer wheel ticks every millisecond: without a precise timer, sleep to within
@@ -507,7 +555,7 @@ pub(crate) async fn run_shard(
             });
             workers[w].given += 1;
             flows.insert(job.ex.flow, (w, workers[w].given));
-            shard.pending.fetch_sub(1, Ordering::Relaxed);
+            shard.pending.sub(1, job.ex.heap_bytes());
             let work = Work {
                 ex: job.ex,
                 intended,
@@ -696,7 +744,7 @@ mod tests {
             log: None,
             progress: Arc::default(),
             precise: false,
-            pending: Arc::new(AtomicUsize::new(0)),
+            pending: Arc::default(),
         };
         let (tx, rx) = mpsc::channel(4);
         let batch = jobs
@@ -729,20 +777,8 @@ mod tests {
     fn unpaced_replay_threads_run_as_batch_work_and_paced_ones_do_not() {
         for unpaced in [true, false] {
             let engine = Engine::start(Config {
-                shadow: "127.0.0.1:9".parse().unwrap(),
-                tls: None,
-                concurrency: 4,
-                timeout: Duration::from_secs(1),
-                rewrites: Rewrites {
-                    host: HostHeader::Keep,
-                    set: Vec::new(),
-                    strip: Vec::new(),
-                },
-                log: None,
-                queue: 1,
-                waiting: 1,
-                shards: Some(2),
                 unpaced,
+                ..config(2)
             })
             .unwrap();
             let want = if unpaced {
@@ -763,6 +799,78 @@ mod tests {
             }
             engine.finish().unwrap();
         }
+    }
+
+    fn config(shards: usize) -> Config {
+        Config {
+            shadow: "127.0.0.1:9".parse().unwrap(),
+            tls: None,
+            concurrency: 4,
+            timeout: Duration::from_secs(1),
+            rewrites: Rewrites {
+                host: HostHeader::Keep,
+                set: Vec::new(),
+                strip: Vec::new(),
+            },
+            log: None,
+            queue: 1,
+            waiting: 1_000,
+            shards: Some(shards),
+            unpaced: false,
+        }
+    }
+
+    #[test]
+    fn batches_are_handed_over_by_bytes_as_well_as_by_count() {
+        let mut engine = Engine::start(config(1)).unwrap();
+        let big = |flow| {
+            let mut ex = crate::replay::test_exchange("POST", "/u", &[], &vec![b'x'; 600 << 10]);
+            ex.flow = FlowId(flow);
+            Job {
+                ex: Box::new(ex),
+                at: None,
+            }
+        };
+        // Two 600 KiB requests pass 1 MiB: the batch goes with two jobs, not 64.
+        engine.push(big(1));
+        assert_eq!(engine.batches[0].len(), 1);
+        engine.push(big(2));
+        assert!(engine.batches[0].is_empty());
+        assert_eq!(engine.batch_bytes[0], 0);
+        engine.push(big(3));
+        assert_eq!(engine.batches[0].len(), 1);
+        let (stats, _) = engine.finish().unwrap();
+        assert_eq!(stats.replayed, 3, "all three were sent (to a closed port)");
+    }
+
+    #[test]
+    fn a_live_source_is_refused_past_the_bytes_waiting() {
+        let mut engine = Engine::start(Config {
+            queue: 1_000,
+            ..config(1)
+        })
+        .unwrap();
+        // A shard whose queue only fills: nothing is taken from it while the test pushes.
+        // (Its workers can take at most 4 x 5 jobs; the rest wait.)
+        let mut refused = 0;
+        let mut accepted = 0;
+        for flow in 0..400 {
+            let mut ex = crate::replay::test_exchange("POST", "/u", &[], &vec![b'x'; 1 << 20]);
+            ex.flow = FlowId(flow);
+            let job = Job {
+                ex: Box::new(ex),
+                at: Some(Duration::from_secs(3600)),
+            };
+            match engine.try_push(job) {
+                Ok(()) => accepted += 1,
+                Err(n) => refused += n,
+            }
+        }
+        assert!(refused > 0, "400 MiB cannot all wait");
+        let waiting = engine.pending[0].bytes.load(Ordering::Relaxed);
+        assert!(waiting <= WAITING_BYTES, "{waiting}");
+        assert!(accepted >= WAITING_BYTES / (2 << 20), "{accepted}");
+        drop(engine);
     }
 
     fn lateness_ms(stats: &Stats, percentile: f64) -> u64 {
