@@ -18,7 +18,16 @@ pub(super) fn bin() -> &'static str {
 }
 
 /// Whether this process may capture (root or CAP_NET_RAW); the tests say so and pass otherwise.
-pub(super) fn can_capture() -> bool {
+/// True (and says so) when this machine cannot capture on `lo`: the caller skips the test.
+pub(super) fn capture_skipped() -> bool {
+    let skipped = !can_capture();
+    if skipped {
+        eprintln!("skipped: no capture privilege here");
+    }
+    skipped
+}
+
+fn can_capture() -> bool {
     let out = Command::new(bin())
         .args([
             "capture",
@@ -60,8 +69,7 @@ fn capture_lo(file: &std::path::Path, port: &str, args: &[&str]) -> std::process
 
 #[test]
 fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let server = shadow(Behaviour::Answer(200));
@@ -131,8 +139,7 @@ fn capture_on_loopback_records_every_exchange_and_stops_at_count() {
 
 #[test]
 fn without_count_exchanges_are_counted_from_the_files_even_after_dropping_privileges() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let server = shadow(Behaviour::Answer(200));

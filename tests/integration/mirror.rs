@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::capture::{bin, can_capture};
+use super::capture::{bin, capture_skipped};
 use super::replay::{shadow, Behaviour};
 use crate::support::schema::schema_errors;
 
@@ -179,8 +179,7 @@ pub(super) fn targets(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
 
 #[test]
 fn mirror_on_loopback_delivers_every_request_and_counts_them_exactly() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let v4 = production("127.0.0.1:0");
@@ -266,8 +265,7 @@ fn mirror_on_loopback_delivers_every_request_and_counts_them_exactly() {
 
 #[test]
 fn duration_and_sigterm_end_the_run_with_the_report() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let shadow = shadow(Behaviour::Answer(200));
@@ -291,8 +289,7 @@ fn duration_and_sigterm_end_the_run_with_the_report() {
 
 #[test]
 fn overload_drops_are_counted_by_reason_and_capture_keeps_up() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let prod = production("127.0.0.1:0");
@@ -339,8 +336,7 @@ fn overload_drops_are_counted_by_reason_and_capture_keeps_up() {
 
 #[test]
 fn the_rate_cap_drops_what_is_over_it_and_counts_it() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let prod = production("127.0.0.1:0");
@@ -375,8 +371,7 @@ fn the_rate_cap_drops_what_is_over_it_and_counts_it() {
 
 #[test]
 fn a_shadow_that_is_production_never_receives_its_traffic_twice() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     // Production is the recording server; the shadow URL points at it too.
@@ -477,8 +472,7 @@ impl Restartable {
 
 #[test]
 fn mirroring_resumes_when_the_shadow_comes_back() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let prod = production("127.0.0.1:0");
@@ -520,8 +514,7 @@ fn mirroring_resumes_when_the_shadow_comes_back() {
 
 #[test]
 fn metrics_are_served_in_the_prometheus_format_while_mirroring() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let prod = production("127.0.0.1:0");
@@ -569,8 +562,7 @@ fn metrics_are_served_in_the_prometheus_format_while_mirroring() {
 
 #[test]
 fn user_drops_privileges_after_opening_the_capture() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let prod = production("127.0.0.1:0");
@@ -626,8 +618,7 @@ fn user_drops_privileges_after_opening_the_capture() {
 
 #[test]
 fn demo_live_mirrors_every_request_of_its_clients() {
-    if !can_capture() {
-        eprintln!("skipped: no capture privilege here");
+    if capture_skipped() {
         return;
     }
     let out = Command::new(bin())
