@@ -295,6 +295,10 @@ fn bad_replay_flags_are_usage_errors() {
         ["--timeout", "5 parsecs"],
         ["--sample", "150"],
         ["--rate", "0"],
+        // Refused by the command-line parser itself, also in one line.
+        ["--rate", "fast"],
+        ["--concurrency", "-1"],
+        ["--no-such-flag", "1"],
     ] {
         let mut args = vec![
             "replay".to_string(),
@@ -311,6 +315,27 @@ fn bad_replay_flags_are_usage_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+}
+
+#[test]
+fn a_missing_flag_is_named_in_one_line_and_help_still_shows() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["replay", "x.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("shadowtap: error: ") && err.contains("--shadow"),
+        "{err}"
+    );
+    let help = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["replay", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--rate <N>"));
 }
 
 #[test]
