@@ -238,6 +238,11 @@ impl ProductionTarget {
     }
 }
 
+/// A paced schedule starts this long after its first request is read: the replay threads,
+/// idle until then, take a while to wake (on a virtual machine up to a few milliseconds), and
+/// the first requests would be that late.
+const SCHEDULE_LEAD: Duration = Duration::from_millis(5);
+
 /// Selection and pacing: which exchanges go, and when.
 struct Scheduler<'a> {
     settings: &'a ReplaySettings,
@@ -275,9 +280,9 @@ impl<'a> Scheduler<'a> {
         });
     }
 
-    /// When a request captured at `ts` is to leave, as an offset from the first one: its
-    /// captured offset divided by the speed, then held back as needed to keep under `--rate`
-    /// (requests evenly spaced, no bursts). None: at once.
+    /// When a request captured at `ts` is to leave, as an offset from when the first one was
+    /// read: [`SCHEDULE_LEAD`], plus its captured offset divided by the speed, then held back
+    /// as needed to keep under `--rate` (requests evenly spaced, no bursts). None: at once.
     fn send_time(&mut self, ts: Timestamp) -> Option<Duration> {
         let t0 = *self.first_ts.get_or_insert(ts);
         let at = match self.settings.speed {
@@ -287,12 +292,15 @@ impl<'a> Scheduler<'a> {
                 Some(Duration::from_micros(offset_us as u64))
             }
         };
-        let Some(spacing) = self.spacing else {
-            return at;
+        let at = match self.spacing {
+            None => at,
+            Some(spacing) => {
+                let at = at.unwrap_or(Duration::ZERO).max(self.next_slot);
+                self.next_slot = at.saturating_add(spacing);
+                Some(at)
+            }
         };
-        let at = at.unwrap_or(Duration::ZERO).max(self.next_slot);
-        self.next_slot = at.saturating_add(spacing);
-        Some(at)
+        at.map(|at| at + SCHEDULE_LEAD)
     }
 }
 
@@ -499,13 +507,21 @@ mod tests {
             .iter()
             .map(|&ms| {
                 let at = scheduler.send_time(Timestamp::from_nanos(1_000_000_000 + ms * 1_000_000));
-                at.map(|d| d.as_millis())
+                at.map(|d| (d - SCHEDULE_LEAD).as_millis())
             })
             .collect()
     }
 
     #[test]
     fn send_times_follow_the_capture_divided_by_the_speed() {
+        // A paced schedule starts SCHEDULE_LEAD after the first request was read (the
+        // helper takes it off the others).
+        let settings = settings(&[]);
+        let mut scheduler = Scheduler::new(&settings);
+        assert_eq!(
+            scheduler.send_time(Timestamp::from_nanos(7)),
+            Some(SCHEDULE_LEAD)
+        );
         let captured = [0, 10, 10, 40, 1000];
         let at = |ms: &[u128]| ms.iter().map(|&m| Some(m)).collect::<Vec<_>>();
         assert_eq!(send_times(&[], &captured), at(&[0, 10, 10, 40, 1000]));
