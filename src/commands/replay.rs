@@ -109,7 +109,9 @@ struct Reorder {
     bytes: usize,
 }
 
-struct Held(Timestamp, u64, Box<Exchange>);
+/// An exchange held: its request's first byte, its arrival number (ties keep arrival order)
+/// and its [`Exchange::heap_bytes`], measured once.
+struct Held(Timestamp, u64, Box<Exchange>, usize);
 
 impl PartialEq for Held {
     fn eq(&self, o: &Self) -> bool {
@@ -133,13 +135,14 @@ impl Reorder {
         let ts = ex.request.first_ts;
         self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         self.seq += 1;
-        self.bytes += ex.heap_bytes();
-        self.heap.push(Reverse(Held(ts, self.seq, ex)));
+        let bytes = ex.heap_bytes();
+        self.bytes += bytes;
+        self.heap.push(Reverse(Held(ts, self.seq, ex, bytes)));
     }
 
     /// The oldest exchange, once nothing older can still arrive.
     fn pop_ready(&mut self) -> Option<Box<Exchange>> {
-        let Reverse(Held(ts, _, _)) = self.heap.peek()?;
+        let Reverse(Held(ts, ..)) = self.heap.peek()?;
         let newest = self.newest?;
         if self.heap.len() > REORDER_MAX
             || self.bytes > REORDER_BYTES
@@ -151,8 +154,8 @@ impl Reorder {
     }
 
     fn pop_any(&mut self) -> Option<Box<Exchange>> {
-        let Reverse(Held(_, _, ex)) = self.heap.pop()?;
-        self.bytes -= ex.heap_bytes();
+        let Reverse(Held(_, _, ex, bytes)) = self.heap.pop()?;
+        self.bytes -= bytes;
         Some(ex)
     }
 }

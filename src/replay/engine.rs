@@ -67,6 +67,9 @@ impl Pending {
 pub(crate) struct Timed {
     pub ex: Box<Exchange>,
     pub intended: Option<Instant>,
+    /// Its [`Exchange::heap_bytes`], measured once when queued and taken off the shard's
+    /// pending bytes as it leaves.
+    pub bytes: usize,
 }
 
 /// Jobs handed to a shard at once: one wake-up of the shard per batch, not per job.
@@ -256,6 +259,7 @@ impl Engine {
     fn timed(&mut self, job: Job) -> Timed {
         let origin = *self.origin.get_or_insert_with(Instant::now);
         Timed {
+            bytes: job.ex.heap_bytes(),
             ex: job.ex,
             intended: job.at.map(|at| origin + at),
         }
@@ -318,8 +322,8 @@ impl Engine {
     /// Adds a job to its shard's batch; returns the shard.
     fn add(&mut self, job: Job) -> usize {
         let i = self.shard_of(job.ex.flow);
-        self.batch_bytes[i] += job.ex.heap_bytes();
         let job = self.timed(job);
+        self.batch_bytes[i] += job.bytes;
         self.batches[i].push(job);
         i
     }
@@ -590,7 +594,7 @@ pub(crate) async fn run_shard(
             });
             workers[w].given += 1;
             flows.insert(job.ex.flow, (w, workers[w].given));
-            shard.pending.sub(1, job.ex.heap_bytes());
+            shard.pending.sub(1, job.bytes);
             let work = Work {
                 ex: job.ex,
                 intended,
@@ -755,6 +759,7 @@ mod tests {
         Timed {
             ex: Box::new(ex),
             intended: at,
+            bytes: 0,
         }
     }
 
