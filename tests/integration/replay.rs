@@ -670,34 +670,34 @@ fn the_rate_cap_holds_an_unpaced_replay_back() {
     assert_accounted(&report);
 }
 
-#[test]
-fn a_huge_response_body_is_drained_up_to_a_cap_not_kept() {
-    let s = shadow(Behaviour::Huge);
+/// `shadowtap replay CAPTURE --shadow URL --speed max --format json` under GNU time: the
+/// report and the peak resident memory in KiB (0 if time printed none); None without GNU time.
+fn replay_with_peak_rss(capture: &str, shadow_url: &str) -> Option<(Value, u64)> {
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .arg(env!("CARGO_BIN_EXE_shadowtap"))
-        .args([
-            "replay",
-            &fixture("keepalive-ethernet.pcap"),
-            "--shadow",
-            &s.url,
-            "--speed",
-            "max",
-            "--format",
-            "json",
-        ])
-        .output();
-    let Ok(out) = out else {
-        return; // no GNU time here to measure with
-    };
+        .args(["replay", capture, "--shadow", shadow_url])
+        .args(["--speed", "max", "--format", "json"])
+        .output()
+        .ok()?;
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    // The status line was read: the exchange counts, with its status.
-    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
-    let rss_kb: u64 = String::from_utf8_lossy(&out.stderr)
+    let rss_kb = String::from_utf8_lossy(&out.stderr)
         .lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0);
+    Some((report, rss_kb))
+}
+
+#[test]
+fn a_huge_response_body_is_drained_up_to_a_cap_not_kept() {
+    let s = shadow(Behaviour::Huge);
+    let capture = fixture("keepalive-ethernet.pcap");
+    let Some((report, rss_kb)) = replay_with_peak_rss(&capture, &s.url) else {
+        return; // no GNU time here to measure with
+    };
+    // The status line was read: the exchange counts, with its status.
+    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
     assert!(
         rss_kb > 0 && rss_kb < 64 * 1024,
         "peak RSS {rss_kb} KiB for 3 x 100 MB bodies"
@@ -785,32 +785,15 @@ fn a_dead_shadow_costs_bounded_memory_over_a_long_capture() {
         .local_addr()
         .unwrap()
         .port();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(env!("CARGO_BIN_EXE_shadowtap"))
-        .args([
-            "replay",
-            file.to_str().unwrap(),
-            "--speed",
-            "max",
-            "--format",
-            "json",
-        ])
-        .args(["--shadow", &format!("http://127.0.0.1:{port}")])
-        .output();
+    let measured =
+        replay_with_peak_rss(file.to_str().unwrap(), &format!("http://127.0.0.1:{port}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let Ok(out) = out else {
+    let Some((report, rss_kb)) = measured else {
         return; // no GNU time here to measure with
     };
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["counts"]["replayed"], 24_000, "{}", report["counts"]);
     assert_eq!(report["shadow"]["error_rate"], 1.0);
     assert_accounted(&report);
-    let rss_kb: u64 = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
     assert!(
         rss_kb > 0 && rss_kb < 64 * 1024,
         "peak RSS {rss_kb} KiB replaying a 100 MB capture to a dead shadow"
