@@ -38,7 +38,7 @@ impl StreamSink for Checker {
                 assert_eq!(*next, offset, "gap offset not contiguous");
                 *next += len;
             }
-            EventKind::End { .. } => {}
+            EventKind::End { .. } | EventKind::Conflict { .. } => {}
             EventKind::Close { .. } => {
                 assert!(self.open.remove(&ev.flow).is_some(), "close without open");
             }

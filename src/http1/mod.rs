@@ -293,6 +293,9 @@ flags! {
     INVALID = 15, "invalid";
     /// HTTP/0.9 simple request (never replayed).
     HTTP09 = 16, "http09";
+    /// Bytes of this exchange were retransmitted with different content: which copy the
+    /// server took is unknown, so it is never replayed.
+    OVERLAP_CONFLICT = 17, "overlap_conflict";
 }
 
 impl Flags {

@@ -201,6 +201,7 @@ impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
             } => conn.data(dir, offset, data, ack, ev.ts, &mut cx),
             EventKind::Gap { dir, len, .. } => conn.gap(dir, len, &mut cx),
             EventKind::End { dir, reason } => conn.end(dir, reason, ev.ts, &mut cx),
+            EventKind::Conflict { .. } => {}
             EventKind::Close { reason } => {
                 conn.close(reason, ev.ts, &mut cx);
                 self.conns.remove(&flow);

@@ -102,6 +102,15 @@ pub enum EventKind<'a> {
         offset: u64,
         len: u64,
     },
+    /// Bytes of one direction at `[offset, offset + len)`, already delivered or held, came
+    /// again with different content (a retransmission that disagrees: injection, or a
+    /// middlebox rewriting). The first copy is kept; the consumer marks what those bytes
+    /// belong to as not to be trusted (RELIABILITY.md T04).
+    Conflict {
+        dir: Direction,
+        offset: u64,
+        len: u64,
+    },
     /// One direction has ended (FIN or RST delivered in order); no more data will follow on it.
     End { dir: Direction, reason: CloseReason },
     /// Last event of every flow: it is removed from the table.

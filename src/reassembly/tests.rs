@@ -62,6 +62,9 @@ impl StreamSink for Rec {
                 format!("gap {} {offset} {len}", dir.index())
             }
             EventKind::End { dir, reason } => format!("end {} {reason:?}", dir.index()),
+            EventKind::Conflict { dir, offset, len } => {
+                format!("conflict {} {offset} {len}", dir.index())
+            }
             EventKind::Close { reason } => format!("close {reason:?}"),
         };
         self.events.push(format!("{} {text}", ev.flow.0));

@@ -25,6 +25,7 @@ pub enum Skip {
     AmbiguousFraming,
     BodyTooLarge,
     Invalid,
+    OverlapConflict,
     ProductionTarget,
 }
 
@@ -50,6 +51,7 @@ impl Skip {
             Skip::AmbiguousFraming => "ambiguous_framing",
             Skip::BodyTooLarge => "body_too_large",
             Skip::Invalid => "invalid",
+            Skip::OverlapConflict => "overlap_conflict",
             Skip::ProductionTarget => "production_target",
         }
     }
@@ -81,6 +83,9 @@ impl Selection {
         }
         if f.contains(Flags::INVALID) || f.contains(Flags::HTTP09) {
             return Err(Skip::Invalid);
+        }
+        if f.contains(Flags::OVERLAP_CONFLICT) {
+            return Err(Skip::OverlapConflict);
         }
         if ex.request.method.eq_ignore_ascii_case("CONNECT") || f.contains(Flags::CONNECT) {
             return Err(Skip::Connect);
