@@ -62,6 +62,8 @@ pub struct ReplaySettings {
     /// The shadow's address and the authority written as Host by default.
     pub shadow: SocketAddr,
     pub shadow_authority: String,
+    /// The shadow as the production-target rule sees it: every address its host resolved to.
+    pub shadow_target: crate::replay::target::Target,
     /// TLS for an `https://` shadow.
     pub tls: Option<crate::replay::tls::Tls>,
     pub selection: Selection,
@@ -152,11 +154,14 @@ impl ReplaySettings {
         } else {
             format!("{authority}:{}", if https { 443 } else { 80 })
         };
-        let shadow = with_port
+        let resolved: Vec<SocketAddr> = with_port
             .to_socket_addrs()
             .with_context(|| format!("--shadow {:?}: cannot resolve {with_port}", args.shadow))?
-            .next()
+            .collect();
+        let shadow = *resolved
+            .first()
             .ok_or_else(|| anyhow!("--shadow {:?}: no address for {with_port}", args.shadow))?;
+        let shadow_target = crate::replay::target::Target::new("shadow", &args.shadow, &resolved);
         let regex =
             |flag: &str, re: Option<String>| -> anyhow::Result<Option<regex::bytes::Regex>> {
                 re.map(|r| regex::bytes::Regex::new(&r).with_context(|| format!("{flag} {r:?}")))
@@ -219,6 +224,7 @@ impl ReplaySettings {
                 None
             },
             shadow_authority: authority,
+            shadow_target,
             selection,
             rewrites: Rewrites {
                 host,

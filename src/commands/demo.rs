@@ -147,6 +147,11 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         files: vec![path.clone()],
         shadow,
         shadow_authority: shadow.to_string(),
+        shadow_target: crate::replay::target::Target::new(
+            "shadow",
+            &format!("http://{shadow}"),
+            &[shadow],
+        ),
         tls: None,
         selection: Selection {
             sample_percent: 100.0,

@@ -11,23 +11,27 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{MirrorArgs, ReportFormat};
+use crate::capture::filter::BpfFilter;
+use crate::capture::{Frame, LinkType, Timestamp};
+use crate::cli::{LiveArgs, MirrorArgs, ReportFormat};
 use crate::commands::capture::create;
-use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
+use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
+use crate::commands::replay::ProductionTarget;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
-use crate::replay::select::RateLimit;
+use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
+use crate::replay::target::{probe_frame, Guard, LocalAddrs};
 use crate::report::prometheus;
 use crate::report::replay as render;
 use crate::settings::{parse_duration, ReplaySettings};
@@ -57,9 +61,27 @@ impl CaptureCounts {
     }
 }
 
-/// The BPF expression for the replayer's own traffic: anything to or from the shadow.
-fn shadow_filter(shadow: SocketAddr) -> String {
-    format!("host {} and tcp port {}", shadow.ip(), shadow.port())
+/// Why mirroring must not start: a target is local to the capture and its filter admits
+/// the target's traffic, which would then be captured as production (DESIGN.md "Safety").
+fn refuse_local_target(guard: &Guard, live: &LiveArgs) -> Option<String> {
+    let expr = live.bpf.clone().unwrap_or_else(|| port_filter(&live.ports));
+    // An expression that does not compile is reported when the capture opens.
+    let mut filter = BpfFilter::new(&expr).ok()?;
+    let (t, addr) = guard.local_to_capture(&live.interface, |addr| {
+        [false, true].into_iter().any(|reply| {
+            let data = probe_frame(addr, reply);
+            filter.matches(&Frame {
+                ts: Timestamp(0),
+                link: LinkType::ETHERNET,
+                data: &data,
+                orig_len: data.len() as u32,
+            })
+        })
+    })?;
+    Some(format!(
+        "--{} {} is {addr}, local to the capture on {} and admitted by its filter ({expr}): its traffic would be captured as production (give production's port with --port); --allow-production-target sends to it anyway",
+        t.role, t.url, live.interface
+    ))
 }
 
 pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
@@ -83,7 +105,13 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    let mut live = match Live::open(&args.live, Some(&shadow_filter(settings.shadow))) {
+    let mut target = ProductionTarget::new(&settings, LocalAddrs::of_this_machine());
+    if let Some(refusal) = refuse_local_target(&target.guard, &args.live) {
+        writeln!(err, "shadowtap: error: {refusal}")?;
+        return Ok(Status::BadInput);
+    }
+    let own = target.guard.own_traffic_filter(settings.shadow);
+    let mut live = match Live::open(&args.live, Some(&own)) {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -159,13 +187,15 @@ pub fn run_with_banner(
     let limits = settings.limits.clone();
     let mut decoder = Decoder::new(limits.wire);
     let mut reassembler = Reassembler::new(limits.reassembly);
-    let mut target = super::replay::ProductionTarget::default();
     let mut rate_limit = settings.rate.map(|r| RateLimit::new(r, Instant::now()));
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
     let mut previous = Previous::at(Instant::now());
     // The tracker's callback and this loop both use the engine, never at the same time.
     let engine = RefCell::new(engine);
+    // The server a target was first seen as: said at once, since nothing more is sent.
+    let first_sight = std::cell::Cell::new(None);
+    let mut noted = false;
     {
         let offer = |ex: Exchange| {
             if ex
@@ -178,6 +208,10 @@ pub fn run_with_banner(
                 return;
             }
             if let Err(why) = target.select(&settings, &ex) {
+                if why == Skip::ProductionTarget && !noted {
+                    noted = true;
+                    first_sight.set(target.guard.seen().map(|(_, server)| server));
+                }
                 if let Ok(mut l) = local.lock() {
                     l.skip(why);
                 }
@@ -203,6 +237,13 @@ pub fn run_with_banner(
         let mut tracker = Tracker::new(limits.http1, offer);
         loop {
             let now = Instant::now();
+            if let Some(server) = first_sight.take() {
+                writeln!(
+                    err,
+                    "shadowtap: warning: --shadow {} was seen as {server}, a server in the capture (production): nothing more is sent to it; --allow-production-target sends anyway",
+                    settings.shadow_target.url
+                )?;
+            }
             if now >= next_status {
                 next_status = now + interval;
                 let (k, i) = live.drops();

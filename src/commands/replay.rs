@@ -11,6 +11,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,11 +23,12 @@ use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::{Progress, ReportFormat};
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
-use crate::reassembly::Reassembler;
+use crate::reassembly::{EventKind, Reassembler, StreamEvent, StreamSink};
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::gate;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
+use crate::replay::target::{Guard, LocalAddrs};
 use crate::report::replay as render;
 use crate::settings::{ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -219,26 +222,94 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     }
 }
 
-/// Whether the shadow is a server in the capture: it must not be, or replay would send
-/// production traffic back to production. Once seen, every later exchange is refused
-/// (unless `--allow-production-target`). Shared with `mirror`.
-#[derive(Default)]
+/// The production-target rule on the exchanges of a run (shared with `mirror`): the
+/// server of every exchange is checked, and once one is a target nothing more is sent
+/// (unless `--allow-production-target`).
 pub(crate) struct ProductionTarget {
-    seen: bool,
+    pub(crate) guard: Guard,
 }
 
 impl ProductionTarget {
+    pub(crate) fn new(settings: &ReplaySettings, local: LocalAddrs) -> ProductionTarget {
+        ProductionTarget {
+            guard: Guard::new(
+                vec![settings.shadow_target.clone()],
+                local,
+                settings.allow_production_target,
+            ),
+        }
+    }
+
     /// The selection verdict on `ex`: `--allow-method`, paths, sampling and the rest
-    /// first, then the production-target check.
+    /// first, then the production-target check (which sees every exchange's server).
     pub(crate) fn select(&mut self, settings: &ReplaySettings, ex: &Exchange) -> Result<(), Skip> {
-        self.seen |= ex.server == settings.shadow;
-        let target = if !settings.allow_production_target && self.seen {
-            Err(Skip::ProductionTarget)
-        } else {
-            Ok(())
-        };
+        let target = self.guard.check(ex.server);
         settings.selection.check(ex).and(target)
     }
+}
+
+/// The machine's addresses when a target needs them to be compared (an unspecified one).
+fn local_addrs_for(settings: &ReplaySettings) -> LocalAddrs {
+    if settings
+        .shadow_target
+        .addrs
+        .iter()
+        .any(|a| a.ip().is_unspecified())
+    {
+        LocalAddrs::of_this_machine()
+    } else {
+        LocalAddrs::default()
+    }
+}
+
+/// Records the servers of the flows the reassembler opens that are targets (for a flow
+/// picked up mid-stream, whose roles are a guess, both ends).
+struct TargetServers<'a> {
+    guard: &'a Guard,
+    found: Option<SocketAddr>,
+}
+
+impl StreamSink for TargetServers<'_> {
+    fn event(&mut self, ev: StreamEvent<'_>) {
+        if let EventKind::Open {
+            client,
+            server,
+            midstream,
+        } = ev.kind
+        {
+            if self.found.is_none() {
+                self.found = [server, client]
+                    .into_iter()
+                    .take(if midstream { 2 } else { 1 })
+                    .find(|a| self.guard.target_of(*a).is_some());
+            }
+        }
+    }
+}
+
+/// The pass over the capture files made before anything is sent: the first file, and the
+/// server in it, that is a target. Standard input cannot be read twice: its traffic is
+/// checked as it is replayed (stop at first sight). Files that cannot be read are left to
+/// the replay itself to report.
+fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
+    for path in settings.files.iter().filter(|p| p.as_os_str() != "-") {
+        let Ok(mut reader) = CaptureReader::open_with_limits(path, settings.limits.capture.clone())
+        else {
+            continue;
+        };
+        let mut decoder = Decoder::new(settings.limits.wire.clone());
+        let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
+        let mut sink = TargetServers { guard, found: None };
+        while let Ok(Some(frame)) = reader.next_frame() {
+            if let Some(segment) = decoder.decode(&frame) {
+                reassembler.push(&segment, &mut sink);
+            }
+            if let Some(server) = sink.found {
+                return Some((path.clone(), server));
+            }
+        }
+    }
+    None
 }
 
 /// A paced schedule starts this long after its first request is read: the replay threads,
@@ -263,7 +334,7 @@ impl<'a> Scheduler<'a> {
         Scheduler {
             settings,
             window: Reorder::default(),
-            target: ProductionTarget::default(),
+            target: ProductionTarget::new(settings, local_addrs_for(settings)),
             first_ts: None,
             spacing: settings.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             next_slot: Duration::ZERO,
@@ -330,6 +401,10 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
+    if let Some(refusal) = refuse_production_target(settings) {
+        writeln!(err, "shadowtap: error: {refusal}")?;
+        return Ok(Status::BadInput);
+    }
     let log = match &settings.log {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -413,6 +488,25 @@ pub fn run(
         }
     }
     Ok(exit_status(&errors, &verdicts))
+}
+
+/// Why the replay must not start: a target is a server in the capture files (decided before
+/// anything is sent, DESIGN.md "Safety").
+fn refuse_production_target(settings: &ReplaySettings) -> Option<String> {
+    if settings.allow_production_target {
+        return None;
+    }
+    let guard = Guard::new(
+        vec![settings.shadow_target.clone()],
+        local_addrs_for(settings),
+        false,
+    );
+    let (path, server) = production_in_files(settings, &guard)?;
+    Some(format!(
+        "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
+        settings.shadow_target.url,
+        path.display()
+    ))
 }
 
 /// The warning for requests not sent because the shadow is a production server (shared

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod request;
 pub mod select;
 pub mod stats;
+pub mod target;
 mod timer;
 pub mod tls;
 

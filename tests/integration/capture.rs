@@ -228,6 +228,8 @@ fn without_capture_privilege_the_error_says_how_to_grant_it() {
             "mirror",
             "-i",
             "lo",
+            "--port",
+            "1",
             "--shadow",
             "http://127.0.0.1:9",
             "--duration",

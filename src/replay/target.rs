@@ -1,0 +1,395 @@
+//! The production-target rule (DESIGN.md "Safety"): a request is never sent to an
+//! address:port that is a server in the captured traffic, since that would send production
+//! its own traffic a second time.
+//!
+//! Addresses are compared in canonical form: a v4-mapped IPv6 address is its IPv4 address, an
+//! unspecified target (`0.0.0.0`, `::`) stands for every local address, and a target named
+//! by a host name stands for every address the name resolved to. The rule holds for every
+//! target (the shadow, and a baseline when there is one).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::replay::select::Skip;
+
+/// An address as the rule compares it: v4-mapped IPv6 as IPv4, no flow info or scope.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Where requests go: what the user wrote (for messages) and every address it stands for.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `shadow` (or `baseline`): which flag named it.
+    pub role: &'static str,
+    /// The URL as given.
+    pub url: String,
+    /// Every address the URL's host resolved to, canonical.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Target {
+    pub fn new(role: &'static str, url: &str, addrs: &[SocketAddr]) -> Target {
+        let mut addrs: Vec<SocketAddr> = addrs.iter().copied().map(canonical).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        Target {
+            role,
+            url: url.to_string(),
+            addrs,
+        }
+    }
+}
+
+/// This machine's addresses, by interface: what an unspecified target stands for, and what
+/// "local to the capture" means for a live capture.
+#[derive(Clone, Debug, Default)]
+pub struct LocalAddrs {
+    /// (interface, canonical address), from libpcap's device list.
+    pub by_interface: Vec<(String, IpAddr)>,
+}
+
+impl LocalAddrs {
+    /// The addresses of every interface libpcap lists (needs no privilege). An error leaves
+    /// the list empty: loopback addresses are still known to be local.
+    pub fn of_this_machine() -> LocalAddrs {
+        let by_interface = pcap::Device::list()
+            .map(|devices| {
+                devices
+                    .into_iter()
+                    .flat_map(|d| {
+                        let name = d.name;
+                        d.addresses
+                            .into_iter()
+                            .map(move |a| (name.clone(), canonical_ip(a.addr)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        LocalAddrs { by_interface }
+    }
+
+    /// Whether connecting to `ip` reaches this machine.
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        ip.is_loopback() || ip.is_unspecified() || self.by_interface.iter().any(|(_, a)| *a == ip)
+    }
+
+    /// The addresses of `interface` (every local address for `any`, every loopback one for a
+    /// loopback interface, which carries all of 127.0.0.0/8).
+    pub fn of_interface(&self, interface: &str) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .by_interface
+            .iter()
+            .filter(|(name, _)| interface == "any" || name == interface)
+            .map(|(_, a)| *a)
+            .collect();
+        if interface == "any" || interface == "lo" {
+            out.extend([
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// The rule applied to a run: the targets, this machine's addresses, and whether a target
+/// has been seen as a server (from then on nothing more is sent).
+#[derive(Clone, Debug)]
+pub struct Guard {
+    targets: Vec<Target>,
+    local: LocalAddrs,
+    /// `--allow-production-target`: the rule is off (A/A runs against production itself).
+    allow: bool,
+    /// The first target seen as a server, and the server address it was seen as.
+    seen: Option<(usize, SocketAddr)>,
+}
+
+impl Guard {
+    pub fn new(targets: Vec<Target>, local: LocalAddrs, allow: bool) -> Guard {
+        Guard {
+            targets,
+            local,
+            allow,
+            seen: None,
+        }
+    }
+
+    /// The target that `server` is (in canonical form), if any, whether or not the rule is on.
+    pub fn target_of(&self, server: SocketAddr) -> Option<&Target> {
+        self.find(server).map(|i| &self.targets[i])
+    }
+
+    fn find(&self, server: SocketAddr) -> Option<usize> {
+        let server = canonical(server);
+        self.targets.iter().position(|t| {
+            t.addrs.iter().any(|a| {
+                *a == server
+                    || (a.ip().is_unspecified()
+                        && a.port() == server.port()
+                        && self.local.is_local(server.ip()))
+            })
+        })
+    }
+
+    /// Stop at first sight: once a request's server is a target, it and every later request
+    /// are refused, whatever their server (sending stops at once).
+    pub fn check(&mut self, server: SocketAddr) -> Result<(), Skip> {
+        if self.allow {
+            return Ok(());
+        }
+        if self.seen.is_none() {
+            self.seen = self.find(server).map(|i| (i, server));
+        }
+        match self.seen {
+            Some(_) => Err(Skip::ProductionTarget),
+            None => Ok(()),
+        }
+    }
+
+    /// The target first seen as a server, and as which server address.
+    pub fn seen(&self) -> Option<(&Target, SocketAddr)> {
+        self.seen.and_then(|(i, s)| Some((self.targets.get(i)?, s)))
+    }
+
+    pub fn allowed(&self) -> bool {
+        self.allow
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// For a live capture on `interface`: the first target address that is local to it and
+    /// that `admits` (the capture's filter, asked for a TCP packet to or from that address)
+    /// lets in. Such a target would be captured as production: it is refused at start.
+    pub fn local_to_capture(
+        &self,
+        interface: &str,
+        mut admits: impl FnMut(SocketAddr) -> bool,
+    ) -> Option<(&Target, SocketAddr)> {
+        if self.allow {
+            return None;
+        }
+        let here = self.local.of_interface(interface);
+        for t in &self.targets {
+            for a in &t.addrs {
+                let candidates: Vec<SocketAddr> = if a.ip().is_unspecified() {
+                    here.iter()
+                        .map(|ip| SocketAddr::new(*ip, a.port()))
+                        .collect()
+                } else if here.contains(&a.ip())
+                    || (a.ip().is_loopback() && here.iter().any(|ip| ip.is_loopback()))
+                {
+                    vec![*a]
+                } else {
+                    Vec::new()
+                };
+                if let Some(hit) = candidates.into_iter().find(|c| admits(*c)) {
+                    return Some((t, hit));
+                }
+            }
+        }
+        None
+    }
+
+    /// The BPF expression for the replayer's own traffic to `dest`: packets between `dest`
+    /// and an address of this machine. Only those: a production server that happens to be the
+    /// shadow (seen from a tap port, talking to other machines) stays visible, so the rule
+    /// can see it.
+    pub fn own_traffic_filter(&self, dest: SocketAddr) -> String {
+        let mut local: Vec<IpAddr> = self.local.by_interface.iter().map(|(_, a)| *a).collect();
+        local.sort_unstable();
+        local.dedup();
+        let base = format!("host {} and tcp port {}", dest.ip(), dest.port());
+        if local.is_empty() || self.local.is_local(dest.ip()) {
+            // With a local shadow both ends are local anyway.
+            return base;
+        }
+        let hosts: Vec<String> = local.iter().map(|a| format!("host {a}")).collect();
+        format!("{base} and ({})", hosts.join(" or "))
+    }
+}
+
+/// A TCP SYN from an arbitrary client to `to`, as an Ethernet frame: what a capture filter is
+/// asked about to tell whether it admits traffic to a target. Checksums are left zero (BPF
+/// does not read them).
+pub fn probe_frame(to: SocketAddr, reply: bool) -> Vec<u8> {
+    let (client, ethertype): (IpAddr, u16) = match to.ip() {
+        IpAddr::V4(_) => (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0x0800),
+        IpAddr::V6(_) => (
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            0x86dd,
+        ),
+    };
+    let peer = SocketAddr::new(client, 40_000);
+    let (src, dst) = if reply { (to, peer) } else { (peer, to) };
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = if reply { 0x12 } else { 0x02 };
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            frame.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            frame.extend_from_slice(&s.octets());
+            frame.extend_from_slice(&d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            frame.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+            frame.extend_from_slice(&s.octets());
+            frame.extend_from_slice(&d.octets());
+        }
+        _ => {}
+    }
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn guard(targets: &[&str], local: &[(&str, &str)]) -> Guard {
+        let addrs: Vec<SocketAddr> = targets.iter().map(|t| addr(t)).collect();
+        let local = LocalAddrs {
+            by_interface: local
+                .iter()
+                .map(|(i, a)| (i.to_string(), a.parse().unwrap()))
+                .collect(),
+        };
+        Guard::new(
+            vec![Target::new("shadow", "http://x", &addrs)],
+            local,
+            false,
+        )
+    }
+
+    #[test]
+    fn v4_mapped_addresses_are_their_ipv4_address() {
+        assert_eq!(
+            canonical(addr("[::ffff:127.0.0.1]:80")),
+            addr("127.0.0.1:80")
+        );
+        assert_eq!(canonical(addr("[::1]:80")), addr("[::1]:80"));
+        let g = guard(&["[::ffff:10.0.0.2]:80"], &[]);
+        assert!(g.target_of(addr("10.0.0.2:80")).is_some());
+        assert!(g.target_of(addr("10.0.0.2:81")).is_none());
+    }
+
+    #[test]
+    fn an_unspecified_target_is_every_local_address() {
+        let g = guard(&["0.0.0.0:8080"], &[("eth0", "10.1.2.3")]);
+        assert!(g.target_of(addr("127.0.0.1:8080")).is_some());
+        assert!(g.target_of(addr("10.1.2.3:8080")).is_some());
+        assert!(g.target_of(addr("[::1]:8080")).is_some());
+        assert!(g.target_of(addr("10.1.2.4:8080")).is_none(), "not ours");
+        assert!(g.target_of(addr("10.1.2.3:8081")).is_none(), "other port");
+    }
+
+    #[test]
+    fn every_resolved_address_counts() {
+        let g = guard(&["127.0.0.1:9000", "[::1]:9000"], &[]);
+        assert!(g.target_of(addr("[::1]:9000")).is_some());
+        assert!(g.target_of(addr("127.0.0.1:9000")).is_some());
+    }
+
+    #[test]
+    fn the_first_sight_stops_every_later_request() {
+        let mut g = guard(&["127.0.0.1:9000"], &[]);
+        assert_eq!(g.check(addr("10.0.0.2:80")), Ok(()));
+        assert_eq!(
+            g.check(addr("[::ffff:127.0.0.1]:9000")),
+            Err(Skip::ProductionTarget)
+        );
+        // Another server, after: refused too.
+        assert_eq!(g.check(addr("10.0.0.2:80")), Err(Skip::ProductionTarget));
+        assert_eq!(
+            g.seen().map(|(_, s)| s),
+            Some(addr("[::ffff:127.0.0.1]:9000"))
+        );
+        let mut allowed = Guard::new(g.targets().to_vec(), LocalAddrs::default(), true);
+        assert_eq!(allowed.check(addr("127.0.0.1:9000")), Ok(()));
+    }
+
+    #[test]
+    fn a_live_capture_refuses_a_local_target_its_filter_admits() {
+        let g = guard(&["127.0.0.1:8080"], &[("eth0", "10.1.2.3")]);
+        let port = |p: u16| move |a: SocketAddr| a.port() == p;
+        assert!(g.local_to_capture("lo", port(8080)).is_some());
+        assert!(
+            g.local_to_capture("lo", port(9090)).is_none(),
+            "not admitted"
+        );
+        assert!(
+            g.local_to_capture("eth0", port(8080)).is_none(),
+            "not on eth0"
+        );
+        let any = guard(&["0.0.0.0:8080"], &[("eth0", "10.1.2.3")]);
+        assert_eq!(
+            any.local_to_capture("eth0", port(8080)).map(|(_, a)| a),
+            Some(addr("10.1.2.3:8080"))
+        );
+    }
+
+    #[test]
+    fn own_traffic_is_only_what_this_machine_exchanges_with_the_shadow() {
+        let g = guard(
+            &["10.9.9.9:80"],
+            &[("eth0", "10.1.2.3"), ("lo", "127.0.0.1")],
+        );
+        assert_eq!(
+            g.own_traffic_filter(addr("10.9.9.9:80")),
+            "host 10.9.9.9 and tcp port 80 and (host 10.1.2.3 or host 127.0.0.1)"
+        );
+        assert_eq!(
+            g.own_traffic_filter(addr("127.0.0.1:80")),
+            "host 127.0.0.1 and tcp port 80"
+        );
+    }
+
+    #[test]
+    fn probes_are_read_by_a_real_filter() {
+        let mut f =
+            crate::capture::filter::BpfFilter::new("tcp dst port 8080 and dst host 127.0.0.1")
+                .expect("compiles");
+        let mut frame = |data: &[u8]| -> bool {
+            f.matches(&crate::capture::Frame {
+                ts: crate::capture::Timestamp(0),
+                link: crate::capture::LinkType::ETHERNET,
+                data,
+                orig_len: data.len() as u32,
+            })
+        };
+        assert!(frame(&probe_frame(addr("127.0.0.1:8080"), false)));
+        assert!(!frame(&probe_frame(addr("127.0.0.1:8080"), true)));
+        assert!(!frame(&probe_frame(addr("127.0.0.2:8080"), false)));
+        let mut v6 =
+            crate::capture::filter::BpfFilter::new("ip6 and tcp port 443").expect("compiles");
+        let data = probe_frame(addr("[2001:db8::5]:443"), false);
+        assert!(v6.matches(&crate::capture::Frame {
+            ts: crate::capture::Timestamp(0),
+            link: crate::capture::LinkType::ETHERNET,
+            data: &data,
+            orig_len: data.len() as u32,
+        }));
+    }
+}
