@@ -46,6 +46,8 @@ fn run_with(
                 ts: Timestamp(ts),
                 kind,
             });
+            // The memory budget says exactly what the buffers hold, after every event.
+            assert_eq!(t.memuse(), t.held_bytes());
         };
         ev(
             &mut t,
