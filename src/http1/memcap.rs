@@ -1,13 +1,14 @@
 //! One byte budget for everything the HTTP tracker holds across connections (Suricata's
 //! `http.memcap` and `http.memuse`): partial heads, the buffers scanned for a message start
-//! after a gap, the parsed heads of requests waiting for their responses, and the request
-//! bodies kept for replay. Per-connection limits alone do not bound the whole: 16,000
+//! after a gap, the queues of requests waiting for their responses and their parsed heads,
+//! and the request bodies kept for replay. Per-connection limits alone do not bound the whole: 16,000
 //! slow-header clients each with a 63 KiB unfinished head hold a gigabyte, and the flow
 //! table allows 65,536 of them.
 //!
 //! Every growth of a held buffer asks the budget first and is refused, with nothing changed,
 //! when the budget cannot cover it; the caller then gives that piece of state up (a head
-//! becomes a gap, a body is counted but not kept) and counts it (`http.memcap_hits`). The
+//! becomes a gap, a body is counted but not kept, a full queue sends its oldest request on
+//! unanswered) and counts it (`http.memcap_hits`). The
 //! budget is charged with capacities, not lengths, so what it says is what is allocated.
 
 use super::Request;
@@ -70,15 +71,17 @@ impl Budget {
                 return false;
             };
             v.reserve_exact(target - v.len());
-            // The allocator may hand out more than asked: charge what is really held.
-            let extra = v.capacity() - target;
-            if extra > 0 && !self.charge(extra) {
-                self.used += extra;
-                self.peak = self.peak.max(self.used);
-            }
+            self.surplus(v.capacity() - target);
         }
         v.extend_from_slice(bytes);
         true
+    }
+
+    /// Bytes held beyond what was asked for (a collection may round its capacity up):
+    /// charged whatever the cap, so the figure stays what is really held.
+    pub(super) fn surplus(&mut self, n: usize) {
+        self.used += n;
+        self.peak = self.peak.max(self.used);
     }
 
     /// Frees `v` and gives its bytes back.
@@ -93,6 +96,10 @@ impl Budget {
         std::mem::take(v)
     }
 }
+
+/// Slots a connection's queue of waiting requests keeps when it empties; a larger queue (a
+/// burst of pipelined requests) is freed then.
+pub(super) const QUEUE_KEPT: usize = 4;
 
 /// Heap bytes of a request's parsed head (method, target, headers): what a request waiting
 /// for its response holds besides its body.

@@ -1074,3 +1074,74 @@ fn methods_are_case_sensitive_a_response_to_head_lowercase_has_a_body() {
     assert_eq!(ex.len(), 2, "{:?}", summary(&ex));
     assert!(!ex[0].flags.contains(Flags::CONNECT));
 }
+
+#[test]
+fn l05_waiting_requests_are_charged_and_every_one_is_accounted_for() {
+    // Clients that pipeline requests no server answers: 2,000 connections of 50 each.
+    const FLOWS: u64 = 2_000;
+    const EACH: u64 = 50;
+    const CAP: usize = 1 << 20;
+    let limits = Limits {
+        memcap: CAP,
+        ..Limits::default()
+    };
+    let mut emitted = 0u64;
+    let mut t = Tracker::new(limits, |_| emitted += 1);
+    let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let ev = |flow, kind| StreamEvent {
+        flow: FlowId(flow),
+        ts: Timestamp(1),
+        kind,
+    };
+    let burst: Vec<u8> = (0..EACH)
+        .flat_map(|i| {
+            format!(
+                "GET /p/{i} HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n",
+                "b".repeat(200)
+            )
+            .into_bytes()
+        })
+        .collect();
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Open {
+                client,
+                server,
+                midstream: false,
+            },
+        ));
+        t.event(ev(
+            flow,
+            EventKind::Data {
+                dir: C,
+                offset: 0,
+                data: &burst,
+                ack: Some(0),
+            },
+        ));
+        assert!(
+            t.memuse() <= CAP,
+            "{} held under a cap of {CAP}",
+            t.memuse()
+        );
+        if flow % 100 == 0 {
+            assert_eq!(t.memuse(), t.held_bytes());
+        }
+    }
+    assert!(t.counters().memcap_hits > 0);
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Close {
+                reason: CloseReason::CaptureEnded,
+            },
+        ));
+    }
+    assert_eq!(t.memuse(), 0);
+    let c = t.counters().clone();
+    drop(t);
+    assert_eq!(c.requests, FLOWS * EACH);
+    assert_eq!(emitted + c.lost_memcap, FLOWS * EACH, "{c:?}");
+}

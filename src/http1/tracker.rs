@@ -399,7 +399,8 @@ impl Conn {
             .iter()
             .map(|p| memcap::head_bytes(&p.req) + p.req.body.capacity())
             .sum();
-        self.req.buf.capacity() + self.resp.buf.capacity() + pending
+        let queue = self.pending.capacity() * std::mem::size_of::<Pending>();
+        self.req.buf.capacity() + self.resp.buf.capacity() + queue + pending
     }
 
     /// A head in progress on the client's side will never be whole: it is counted as a
@@ -566,6 +567,12 @@ impl Conn {
                 self.emit(old, cx);
             }
         }
+        if !self.make_room(cx) {
+            // Not even a slot in the queue: the request goes as after a gap, counted.
+            cx.counters.count_lost(Lost::Memcap);
+            self.req.mode = Mode::Resync { budget: None };
+            return;
+        }
         let mut flags = h.flags;
         if self.midstream {
             flags.insert(Flags::MIDSTREAM);
@@ -631,6 +638,42 @@ impl Conn {
         } else if matches!(self.req.mode, Mode::Head) {
             self.finish_request(ts, cx);
         }
+    }
+
+    /// Room in the queue for one more waiting request, with the memory budget's consent:
+    /// the queue doubles (up to the pending limit). When the budget refuses, the oldest
+    /// waiting request is emitted unanswered to free its slot (as past the pending limit);
+    /// false when the queue is empty and cannot grow at all.
+    fn make_room(&mut self, cx: &mut Ctx<'_>) -> bool {
+        let cap = self.pending.capacity();
+        if self.pending.len() < cap {
+            return true;
+        }
+        let slot = std::mem::size_of::<Pending>();
+        let target = (cap * 2)
+            .max(memcap::QUEUE_KEPT)
+            .min(cx.limits.max_pending)
+            .max(cap + 1);
+        if cx.budget.charge((target - cap) * slot) {
+            self.pending.reserve_exact(target - self.pending.len());
+            cx.budget.surplus((self.pending.capacity() - target) * slot);
+            return true;
+        }
+        cx.counters.memcap_hits += 1;
+        match self.pending.pop_front() {
+            Some(old) => {
+                self.emit(old, cx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees the queue of waiting requests (it is empty) and gives its bytes back.
+    fn free_queue(&mut self, cx: &mut Ctx<'_>) {
+        cx.budget
+            .release(self.pending.capacity() * std::mem::size_of::<Pending>());
+        self.pending = VecDeque::new();
     }
 
     /// The request being received is whole (or as whole as it will get).
@@ -1089,6 +1132,7 @@ impl Conn {
         while let Some(p) = self.pending.pop_front() {
             self.emit(p, cx);
         }
+        self.free_queue(cx);
     }
 
     /// Emits the finished exchanges at the head of the queue, in order.
@@ -1101,6 +1145,9 @@ impl Conn {
             if let Some(p) = self.pending.pop_front() {
                 self.emit(p, cx);
             }
+        }
+        if self.pending.is_empty() && self.pending.capacity() > memcap::QUEUE_KEPT {
+            self.free_queue(cx);
         }
     }
 

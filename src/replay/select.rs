@@ -96,6 +96,10 @@ impl Selection {
     /// the capture lost first, then what is never replayed, then the user's choices.
     pub fn check(&self, ex: &Exchange) -> Result<(), Skip> {
         let f = ex.flags;
+        if f.contains(Flags::MEMCAP) {
+            // Given up by the tracker itself (its head or body not held), whole or not.
+            return Err(Skip::Memcap);
+        }
         if f.contains(Flags::GAP) && !ex.request.complete {
             return Err(Skip::Gap);
         }
@@ -107,9 +111,6 @@ impl Selection {
         }
         if f.contains(Flags::OVERLAP_CONFLICT) {
             return Err(Skip::OverlapConflict);
-        }
-        if f.contains(Flags::MEMCAP) {
-            return Err(Skip::Memcap);
         }
         if ex.request.method == "CONNECT" || f.contains(Flags::CONNECT) {
             return Err(Skip::Connect);
