@@ -67,6 +67,11 @@ pub struct InspectArgs {
     /// Redact credentials (Authorization, Cookie, token-like query values) in the output.
     #[arg(long)]
     pub redact: bool,
+
+    /// Bytes the HTTP stage may hold across all connections (partial heads, waiting
+    /// requests, kept bodies); past it heads and bodies are given up and counted.
+    #[arg(long, default_value = "128MiB", value_name = "SIZE")]
+    pub http_memcap: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,6 +116,7 @@ pub struct ShadowArgs {
     pub insecure: bool,
 
     /// Also replay this method (repeatable); only GET, HEAD and OPTIONS are replayed otherwise.
+    /// Compared exactly, as methods are case-sensitive: `DELETE` does not allow `delete`.
     #[arg(long = "allow-method", value_name = "METHOD")]
     pub allow_methods: Vec<String>,
 
@@ -148,6 +154,11 @@ pub struct ShadowArgs {
     /// to one second's worth.
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
+
+    /// Bytes the HTTP stage may hold across all connections (partial heads, waiting
+    /// requests, kept bodies); past it heads and bodies are given up and counted (`memcap`).
+    #[arg(long, default_value = "128MiB", value_name = "SIZE")]
+    pub http_memcap: String,
 
     /// Requests in flight at most (and connections to the shadow).
     #[arg(long, default_value_t = 64, value_name = "N")]

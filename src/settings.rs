@@ -21,6 +21,18 @@ pub struct Limits {
     pub http1: crate::http1::Limits,
 }
 
+impl Limits {
+    /// The defaults, with the HTTP stage's memory budget from `--http-memcap`.
+    fn with_http_memcap(text: &str) -> anyhow::Result<Limits> {
+        let memcap = parse_size(text)
+            .and_then(|n| usize::try_from(n).map_err(|_| anyhow!("size {text:?} out of range")))
+            .context("--http-memcap")?;
+        let mut limits = Limits::default();
+        limits.http1.memcap = memcap;
+        Ok(limits)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct InspectSettings {
     pub files: Vec<PathBuf>,
@@ -42,7 +54,7 @@ impl InspectSettings {
             bpf: args.bpf,
             format: args.format,
             redact: args.redact,
-            limits: Limits::default(),
+            limits: Limits::with_http_memcap(&args.http_memcap)?,
         })
     }
 }
@@ -171,11 +183,8 @@ impl ReplaySettings {
             bail!("--sample {} must be between 0 and 100", args.sample);
         }
         let selection = Selection {
-            allow_methods: args
-                .allow_methods
-                .iter()
-                .map(|m| m.to_ascii_uppercase())
-                .collect(),
+            // As typed: methods are case-sensitive (RFC 9110 section 9.1).
+            allow_methods: args.allow_methods,
             allow_writes: args.allow_writes,
             include_path: regex("--include-path", args.include_path)?,
             exclude_path: regex("--exclude-path", args.exclude_path)?,
@@ -201,6 +210,7 @@ impl ReplaySettings {
             }
             set.push((k.to_string(), v.trim().to_string()));
         }
+        let limits = Limits::with_http_memcap(&args.http_memcap)?;
         if args.concurrency == 0 {
             bail!("--concurrency must be at least 1");
         }
@@ -245,7 +255,7 @@ impl ReplaySettings {
             },
             title: None,
             progress,
-            limits: Limits::default(),
+            limits,
         })
     }
 }

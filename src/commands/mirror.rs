@@ -25,7 +25,7 @@ use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::replay::ProductionTarget;
 use crate::commands::Status;
-use crate::http1::{Exchange, Tracker};
+use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
@@ -48,6 +48,8 @@ struct CaptureCounts {
     kernel_drops: AtomicU64,
     interface_drops: AtomicU64,
     own_traffic: AtomicU64,
+    http_memuse: AtomicU64,
+    http_memcap_hits: AtomicU64,
 }
 
 impl CaptureCounts {
@@ -57,6 +59,8 @@ impl CaptureCounts {
             kernel_drops: self.kernel_drops.load(Ordering::Relaxed),
             interface_drops: self.interface_drops.load(Ordering::Relaxed),
             own_traffic: self.own_traffic.load(Ordering::Relaxed),
+            http_memuse: self.http_memuse.load(Ordering::Relaxed),
+            http_memcap_hits: self.http_memcap_hits.load(Ordering::Relaxed),
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn run_with_banner(
             }
         };
         let mut tracker = Tracker::new(limits.http1, offer);
+        let mut handed = [0u64; 6];
         loop {
             let now = Instant::now();
             if let Some(server) = first_sight.take() {
@@ -245,6 +250,7 @@ pub fn run_with_banner(
                 )?;
             }
             if now >= next_status {
+                hand_over(tracker.counters(), &mut handed, &local, &counts);
                 next_status = now + interval;
                 let (k, i) = live.drops();
                 counts.kernel_drops.store(k, Ordering::Relaxed);
@@ -279,12 +285,14 @@ pub fn run_with_banner(
                 if let Err(n) = engine.borrow_mut().try_flush() {
                     drop_count(&local, n);
                 }
+                hand_over(tracker.counters(), &mut handed, &local, &counts);
                 last_flush = now;
             }
         }
         // Exchanges still open at the end are emitted (as incomplete, when they are), so
         // they are counted, not lost.
         reassembler.finish(&mut tracker);
+        hand_over(tracker.counters(), &mut handed, &local, &counts);
     }
     if let Some(w) = save.as_mut() {
         w.flush()?;
@@ -343,6 +351,34 @@ pub fn run_with_banner(
         return Ok(Status::Threshold);
     }
     Ok(Status::Success)
+}
+
+/// Adds the requests the HTTP tracker saw but never emitted (since the last call; `handed`
+/// keeps what was added before) to the accounting, and its memory figures to the metrics.
+fn hand_over(
+    tracker: &HttpCounters,
+    handed: &mut [u64; 6],
+    local: &Mutex<Stats>,
+    counts: &CaptureCounts,
+) {
+    counts.http_memuse.store(tracker.memuse, Ordering::Relaxed);
+    counts
+        .http_memcap_hits
+        .store(tracker.memcap_hits, Ordering::Relaxed);
+    let lost = tracker.lost();
+    if lost
+        .iter()
+        .zip(handed.iter())
+        .all(|((_, n), done)| n == done)
+    {
+        return;
+    }
+    if let Ok(mut l) = local.lock() {
+        for ((why, n), done) in lost.into_iter().zip(handed.iter_mut()) {
+            l.skip_many(Skip::from(why), n - *done);
+            *done = n;
+        }
+    }
 }
 
 /// Counts `n` requests dropped because the engine's queue was full.

@@ -42,7 +42,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let stderr = std::io::stderr();
     match cli.command {
         Command::Inspect(args) => {
-            let settings = crate::settings::InspectSettings::from_args(args)?;
+            let settings = match crate::settings::InspectSettings::from_args(args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("shadowtap: error: {e:#}");
+                    return Ok(Status::BadInput);
+                }
+            };
             inspect::run(&settings, &mut stdout.lock(), &mut stderr.lock())
         }
         Command::Replay(args) => {

@@ -211,7 +211,12 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     }
     read.fetch_add(since_update, Ordering::Relaxed);
     reassembler.finish(&mut tracker);
+    // Requests the tracker saw but never emitted are accounted for with the rest.
+    let lost = tracker.counters().lost();
     drop(tracker);
+    for (why, n) in lost {
+        scheduler.skipped.skip_many(Skip::from(why), n);
+    }
     while let Some(ex) = scheduler.window.pop_any() {
         scheduler.offer(ex, engine);
     }

@@ -296,6 +296,22 @@ pub(super) fn is_request_line(line: &[u8]) -> bool {
         && line[sp + 1] != b' '
 }
 
+/// Whether a head that did not parse was meant as a request: its first line starts with a
+/// method token and a space (another protocol's bytes rarely do; those of a request with a
+/// bad target, version or header still do).
+pub(super) fn looks_like_request(head: &[u8]) -> bool {
+    let line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    let method = &line[..sp];
+    !method.is_empty()
+        && method.len() <= MAX_METHOD
+        && method
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Whether `line` looks like a status line: `HTTP/1.x` and a three-digit code.
 pub(super) fn is_status_line(line: &[u8]) -> bool {
     line.len() >= 12

@@ -24,6 +24,9 @@ pub struct Limits {
     /// Bytes held while looking for the next message start after a gap or at a mid-stream
     /// pickup; older bytes are dropped (counted in `http.midstream_skipped_bytes`).
     pub max_resync_buffer: usize,
+    /// Bytes the tracker holds across all connections: partial heads, resync buffers,
+    /// waiting requests' heads and kept bodies (`--http-memcap`; `http.memcap_hits`).
+    pub memcap: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_body_kept: 1024 * 1024,
             detect_budget: 1024,
             max_resync_buffer: 64 * 1024,
+            memcap: 128 << 20,
         }
     }
 }
@@ -84,5 +88,49 @@ crate::counters! {
         non_http1_h2 = "flows.non_http1.h2",
         non_http1_other = "flows.non_http1.other",
         tunnels = "flows.tunnels",
+        /// Requests seen but never emitted as an exchange, by [`super::Lost`] reason.
+        lost_gap = "http.requests_lost.gap",
+        lost_truncated = "http.requests_lost.truncated",
+        lost_aborted = "http.requests_lost.aborted",
+        lost_capture_ended = "http.requests_lost.capture_ended",
+        lost_invalid_request = "http.requests_lost.invalid_request",
+        lost_memcap = "http.requests_lost.memcap",
+        /// Growths the memory budget refused (a head, resync buffer, parsed head or body
+        /// given up).
+        memcap_hits = "http.memcap_hits",
+        /// Bytes held now, and at most, under the memory budget (gauges).
+        memuse = "http.memuse",
+        memuse_peak = "http.memuse_peak",
+        /// Retransmitted bytes that disagreed with what was delivered, found after the
+        /// exchange they belong to was emitted (so it could not be flagged).
+        conflict_after_emit = "http.conflict_after_emit",
+    }
+}
+
+impl HttpCounters {
+    /// Requests lost before they became exchanges, by reason.
+    pub fn lost(&self) -> [(super::Lost, u64); 6] {
+        use super::Lost;
+        [
+            (Lost::Gap, self.lost_gap),
+            (Lost::Truncated, self.lost_truncated),
+            (Lost::Aborted, self.lost_aborted),
+            (Lost::CaptureEnded, self.lost_capture_ended),
+            (Lost::InvalidRequest, self.lost_invalid_request),
+            (Lost::Memcap, self.lost_memcap),
+        ]
+    }
+
+    pub(super) fn count_lost(&mut self, why: super::Lost) {
+        use super::Lost;
+        let n = match why {
+            Lost::Gap => &mut self.lost_gap,
+            Lost::Truncated => &mut self.lost_truncated,
+            Lost::Aborted => &mut self.lost_aborted,
+            Lost::CaptureEnded => &mut self.lost_capture_ended,
+            Lost::InvalidRequest => &mut self.lost_invalid_request,
+            Lost::Memcap => &mut self.lost_memcap,
+        };
+        *n += 1;
     }
 }

@@ -12,14 +12,35 @@ use crate::capture::Timestamp;
 use crate::reassembly::FlowId;
 
 pub(crate) mod chunked;
+mod conflict;
 mod head;
 mod limits;
+mod memcap;
 #[cfg(test)]
 mod tests;
 mod tracker;
 
 pub use limits::{HttpCounters, Limits};
 pub use tracker::Tracker;
+
+/// Why a request the tracker saw never became an exchange. A request is seen from the first
+/// byte of its head (blank lines before it aside); one that cannot be emitted is counted here
+/// by reason (`http.requests_lost.*`), so every request seen is accounted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// Bytes of its head were never captured.
+    Gap,
+    /// The connection ended (FIN, timeout, eviction) inside its head.
+    Truncated,
+    /// The connection was reset inside its head.
+    Aborted,
+    /// The capture ended inside its head.
+    CaptureEnded,
+    /// Its head could not be parsed (syntax, or past the head, header or URI limits).
+    InvalidRequest,
+    /// Its head could not be held within the tracker's memory budget (`--http-memcap`).
+    Memcap,
+}
 
 /// One request and, when it was captured, its final response.
 #[derive(Clone, Debug)]
@@ -54,9 +75,7 @@ impl Exchange {
     /// Bytes the exchange holds on the heap, about: what bounds on queued exchanges count.
     pub fn heap_bytes(&self) -> usize {
         let r = &self.request;
-        let headers = r.headers.names.capacity()
-            + r.headers.values.capacity()
-            + r.headers.ends.capacity() * std::mem::size_of::<(usize, usize)>();
+        let headers = r.headers.heap_bytes();
         std::mem::size_of::<Exchange>()
             + r.method.capacity()
             + r.target.capacity()
@@ -102,6 +121,13 @@ impl Headers {
 
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// Bytes the headers hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity()
+            + self.values.capacity()
+            + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -296,6 +322,9 @@ flags! {
     /// Bytes of this exchange were retransmitted with different content: which copy the
     /// server took is unknown, so it is never replayed.
     OVERLAP_CONFLICT = 17, "overlap_conflict";
+    /// The tracker's memory budget could not hold the request's head or body
+    /// (`--http-memcap`): it is counted, never replayed.
+    MEMCAP = 18, "memcap";
 }
 
 impl Flags {

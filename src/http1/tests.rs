@@ -18,6 +18,8 @@ enum Step {
     Data(Direction, &'static [u8]),
     Gap(Direction, u64),
     End(Direction),
+    /// Bytes at (offset, len) of a direction came again with different content.
+    Conflict(Direction, u64, u64),
 }
 
 /// Runs a conversation; each data step is cut into pieces of `piece` bytes (0: whole).
@@ -44,6 +46,8 @@ fn run_with(
                 ts: Timestamp(ts),
                 kind,
             });
+            // The memory budget says exactly what the buffers hold, after every event.
+            assert_eq!(t.memuse(), t.held_bytes());
         };
         ev(
             &mut t,
@@ -93,6 +97,14 @@ fn run_with(
                     EventKind::End {
                         dir: *dir,
                         reason: CloseReason::Fin,
+                    },
+                ),
+                Step::Conflict(dir, offset, len) => ev(
+                    &mut t,
+                    EventKind::Conflict {
+                        dir: *dir,
+                        offset: *offset,
+                        len: *len,
                     },
                 ),
             }
@@ -809,4 +821,327 @@ fn h22_repeated_headers_are_kept_raw_and_in_order() {
             ("X-Forwarded-For", b"2.2.2.2"),
         ]
     );
+}
+
+// ----- memory budget, requests lost before they are exchanges, conflicts, method case -----
+
+/// A head that never ends: a request line, a Host and a 63 KiB header still unfinished.
+fn unfinished_head() -> Vec<u8> {
+    let mut head = b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: ".to_vec();
+    head.resize(63 * 1024, b'a');
+    head
+}
+
+#[test]
+fn l05_unfinished_heads_are_held_within_one_budget_and_counted() {
+    const FLOWS: u64 = 16_000;
+    const CAP: usize = 8 << 20;
+    let head = unfinished_head();
+    let limits = Limits {
+        memcap: CAP,
+        ..Limits::default()
+    };
+    let mut emitted = 0;
+    let mut t = Tracker::new(limits, |_| emitted += 1);
+    let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let ev = |flow, kind| StreamEvent {
+        flow: FlowId(flow),
+        ts: Timestamp(1),
+        kind,
+    };
+    let mut peak = 0;
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Open {
+                client,
+                server,
+                midstream: false,
+            },
+        ));
+        // One full-sized segment, then the rest as the reassembler may deliver it.
+        let (first, rest) = head.split_at(1448);
+        let (second, third) = rest.split_at(rest.len() / 2);
+        let mut offset = 0;
+        for chunk in [first, second, third] {
+            t.event(ev(
+                flow,
+                EventKind::Data {
+                    dir: C,
+                    offset,
+                    data: chunk,
+                    ack: Some(0),
+                },
+            ));
+            offset += chunk.len() as u64;
+            assert!(
+                t.memuse() <= CAP,
+                "{} held under a cap of {CAP}",
+                t.memuse()
+            );
+        }
+        if flow % 500 == 0 {
+            assert_eq!(t.memuse(), t.held_bytes(), "the budget says what is held");
+        }
+        peak = peak.max(t.memuse());
+    }
+    assert_eq!(t.memuse(), t.held_bytes());
+    assert!(peak <= CAP && peak > CAP / 2, "{peak}");
+    let held = t.counters().clone();
+    assert!(held.memcap_hits > 0);
+    assert_eq!(held.memuse, t.memuse() as u64);
+    assert_eq!(held.memuse_peak, peak as u64);
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Close {
+                reason: CloseReason::CaptureEnded,
+            },
+        ));
+    }
+    assert_eq!(t.memuse(), 0, "everything charged is given back");
+    let c = t.counters().clone();
+    drop(t);
+    assert_eq!(emitted, 0);
+    // Every request is accounted for: refused at the budget, or cut by the capture's end.
+    assert!(c.lost_memcap > 0 && c.lost_capture_ended > 0, "{c:?}");
+    assert_eq!(c.lost_memcap + c.lost_capture_ended, FLOWS, "{c:?}");
+    assert_eq!(c.lost_memcap, c.memcap_hits);
+}
+
+#[test]
+fn l05_bodies_and_waiting_heads_are_charged_and_given_up_at_the_cap() {
+    // A 64 KiB budget: the first body is kept, the second cannot be and is flagged.
+    let body: &'static [u8] = Box::leak(vec![b'x'; 40_000].into_boxed_slice());
+    let post = |path: &str| -> &'static [u8] {
+        Box::leak(
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 40000\r\n\r\n")
+                .into_bytes()
+                .into_boxed_slice(),
+        )
+    };
+    let limits = Limits {
+        memcap: 64 * 1024,
+        ..Limits::default()
+    };
+    let steps = [
+        Step::Data(C, post("/one")),
+        Step::Data(C, body),
+        Step::Data(C, post("/two")),
+        Step::Data(C, body),
+        ok("a"),
+        ok("b"),
+    ];
+    let (ex, c) = run_with(limits, false, &steps, 1448, CloseReason::CaptureEnded);
+    assert_eq!(ex.len(), 2);
+    assert!(ex[0].request.body_kept && ex[0].request.body.len() == 40_000);
+    assert!(!ex[0].flags.contains(Flags::MEMCAP));
+    assert!(ex[1].flags.contains(Flags::MEMCAP), "{:?}", summary(&ex));
+    assert!(!ex[1].request.body_kept && ex[1].request.body.is_empty());
+    assert_eq!(ex[1].request.body_len, 40_000, "counted, not kept");
+    assert_eq!(ex[1].response.as_ref().map(|r| r.status), Some(200));
+    assert!(c.memcap_hits >= 1);
+    assert!(c.memuse_peak <= 64 * 1024, "{}", c.memuse_peak);
+    assert_eq!(c.memuse, 0);
+}
+
+#[test]
+fn requests_that_never_become_exchanges_are_counted_by_reason() {
+    let head: &'static [u8] = b"GET /cut HTTP/1.1\r\nHost: a\r\nX-Half";
+    // The client closes inside the head.
+    let (ex, c) = run(&[get("/a"), ok("1"), Step::Data(C, head), Step::End(C)]);
+    assert_eq!(ex.len(), 1);
+    assert_eq!(c.lost(), lost(&[(Lost::Truncated, 1)]));
+    // The capture ends inside it.
+    let (_, c) = run(&[Step::Data(C, head)]);
+    assert_eq!(c.lost(), lost(&[(Lost::CaptureEnded, 1)]));
+    // A reset.
+    let (_, c) = run_with(
+        Limits::default(),
+        false,
+        &[Step::Data(C, head)],
+        0,
+        CloseReason::Rst,
+    );
+    assert_eq!(c.lost(), lost(&[(Lost::Aborted, 1)]));
+    // Bytes of it were never captured; the request after the gap is found.
+    let (ex, c) = run(&[
+        Step::Data(C, head),
+        Step::Gap(C, 10),
+        get("/after"),
+        ok("x"),
+    ]);
+    assert_eq!(summary(&ex), ["GET /after Some(200) req=0 resp=Some(1) []"]);
+    assert_eq!(c.lost(), lost(&[(Lost::Gap, 1)]));
+    // Heads that do not parse, split or not, and an HTTP/0.9 request.
+    for steps in [
+        vec![Step::Data(C, b"GET /x HTTP/9.9\r\nHost: a\r\n\r\n")],
+        vec![
+            Step::Data(C, b"GET /x HTTP/1.1\r\nHo"),
+            Step::Data(
+                C,
+                Box::leak(format!("st: a\r\n{}\r\n", "X: 1\r\n".repeat(101)).into_boxed_str())
+                    .as_bytes(),
+            ),
+        ],
+        vec![Step::Data(C, b"GET /old-style\r\n")],
+    ] {
+        let (ex, c) = run(&steps);
+        assert!(ex.is_empty());
+        assert_eq!(c.lost(), lost(&[(Lost::InvalidRequest, 1)]));
+    }
+    // Another protocol's bytes are not a request, and blank lines are not a head.
+    let (_, c) = run(&[Step::Data(C, &[0u8, 1, 2, 3, 0xff, 0xfe])]);
+    assert_eq!(c.lost(), lost(&[]));
+    let (_, c) = run(&[get("/a"), ok("1"), Step::Data(C, b"\r\n\r\n")]);
+    assert_eq!(c.lost(), lost(&[]));
+}
+
+/// `HttpCounters::lost` with these counts and zeros elsewhere.
+fn lost(counts: &[(Lost, u64)]) -> [(Lost, u64); 6] {
+    let mut all = HttpCounters::default().lost();
+    for (why, n) in all.iter_mut() {
+        if let Some((_, m)) = counts.iter().find(|(w, _)| w == why) {
+            *n = *m;
+        }
+    }
+    all
+}
+
+#[test]
+fn t04_conflicting_bytes_flag_the_exchange_they_belong_to() {
+    // "GET /a HTTP/1.1\r\nHost: a\r\n\r\n" is 27 bytes: the second request starts at 27.
+    let conv = |conflict: Step| {
+        run(&[
+            get("/a"),
+            get("/b"),
+            conflict,
+            Step::Data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"),
+            ok("2"),
+        ])
+    };
+    let flagged = |ex: &[Exchange]| -> Vec<bool> {
+        ex.iter()
+            .map(|e| e.flags.contains(Flags::OVERLAP_CONFLICT))
+            .collect()
+    };
+    let (ex, c) = conv(Step::Conflict(C, 30, 2));
+    assert_eq!(flagged(&ex), [false, true]);
+    assert_eq!(c.conflict_after_emit, 0);
+    let (ex, _) = conv(Step::Conflict(C, 20, 10));
+    assert_eq!(flagged(&ex), [true, true], "a range over both flags both");
+    // The server's bytes: the first response is 39 bytes long.
+    let (ex, _) = conv(Step::Conflict(S, 45, 1));
+    assert_eq!(flagged(&ex), [false, true]);
+    // Bytes not delivered yet (held by the reassembler) flag the message they turn out in.
+    let (ex, _) = conv(Step::Conflict(S, 0, 1));
+    assert_eq!(flagged(&ex), [true, false]);
+    // After the exchange was emitted it cannot be flagged: counted.
+    let (ex, c) = run(&[
+        get("/a"),
+        ok("1"),
+        Step::Conflict(C, 5, 1),
+        get("/b"),
+        ok("2"),
+    ]);
+    assert_eq!(flagged(&ex), [false, false]);
+    assert_eq!(c.conflict_after_emit, 1);
+}
+
+#[test]
+fn methods_are_case_sensitive_a_response_to_head_lowercase_has_a_body() {
+    let (ex, _) = run(&[
+        Step::Data(C, b"head /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        get("/y"),
+        ok("abc"),
+        Step::Data(S, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    assert_eq!(
+        summary(&ex),
+        [
+            "head /x Some(200) req=0 resp=Some(3) []",
+            "GET /y Some(404) req=0 resp=Some(0) [\"pipelined\"]"
+        ]
+    );
+    // `connect` is not CONNECT: a 200 to it is no tunnel.
+    let (ex, _) = run(&[
+        Step::Data(C, b"connect a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ok("x"),
+        get("/z"),
+        ok("y"),
+    ]);
+    assert_eq!(ex.len(), 2, "{:?}", summary(&ex));
+    assert!(!ex[0].flags.contains(Flags::CONNECT));
+}
+
+#[test]
+fn l05_waiting_requests_are_charged_and_every_one_is_accounted_for() {
+    // Clients that pipeline requests no server answers: 2,000 connections of 50 each.
+    const FLOWS: u64 = 2_000;
+    const EACH: u64 = 50;
+    const CAP: usize = 1 << 20;
+    let limits = Limits {
+        memcap: CAP,
+        ..Limits::default()
+    };
+    let mut emitted = 0u64;
+    let mut t = Tracker::new(limits, |_| emitted += 1);
+    let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let ev = |flow, kind| StreamEvent {
+        flow: FlowId(flow),
+        ts: Timestamp(1),
+        kind,
+    };
+    let burst: Vec<u8> = (0..EACH)
+        .flat_map(|i| {
+            format!(
+                "GET /p/{i} HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n",
+                "b".repeat(200)
+            )
+            .into_bytes()
+        })
+        .collect();
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Open {
+                client,
+                server,
+                midstream: false,
+            },
+        ));
+        t.event(ev(
+            flow,
+            EventKind::Data {
+                dir: C,
+                offset: 0,
+                data: &burst,
+                ack: Some(0),
+            },
+        ));
+        assert!(
+            t.memuse() <= CAP,
+            "{} held under a cap of {CAP}",
+            t.memuse()
+        );
+        if flow % 100 == 0 {
+            assert_eq!(t.memuse(), t.held_bytes());
+        }
+    }
+    assert!(t.counters().memcap_hits > 0);
+    for flow in 0..FLOWS {
+        t.event(ev(
+            flow,
+            EventKind::Close {
+                reason: CloseReason::CaptureEnded,
+            },
+        ));
+    }
+    assert_eq!(t.memuse(), 0);
+    let c = t.counters().clone();
+    drop(t);
+    assert_eq!(c.requests, FLOWS * EACH);
+    assert_eq!(emitted + c.lost_memcap, FLOWS * EACH, "{c:?}");
 }

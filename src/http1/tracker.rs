@@ -6,9 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use super::chunked::Chunked;
+use super::conflict::Taint;
 use super::head::{self, BodyKind, Parsed};
 use super::limits::{HttpCounters, Limits};
-use super::{Exchange, Flags, Request, Response};
+use super::memcap::{self, Budget};
+use super::{Exchange, Flags, Lost, Request, Response};
 use crate::capture::Timestamp;
 use crate::reassembly::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
 
@@ -44,6 +46,21 @@ struct Side {
     head_ts: Timestamp,
     head_off: u64,
     head_ack: Option<u64>,
+    /// Conflicting retransmitted bytes of this direction not yet behind what was emitted.
+    taint: Taint,
+}
+
+/// What [`Side::take_head`] made of the bytes offered.
+enum Take<T> {
+    /// A whole head, and the bytes of `rest` it used.
+    Head(T, usize),
+    /// The head is invalid. Its bytes stay in `buf` when it was buffered (else they start
+    /// at `rest[used]`) until the caller frees them; the bytes of `rest` used.
+    Invalid(usize),
+    /// Still partial, now buffered: all of `rest` used.
+    Partial(usize),
+    /// Still partial, and the memory budget cannot hold it: nothing buffered.
+    Refused,
 }
 
 impl Side {
@@ -54,20 +71,20 @@ impl Side {
             head_ts: Timestamp::default(),
             head_off: 0,
             head_ack: None,
+            taint: Taint::default(),
         }
     }
-}
 
-impl Side {
-    /// Parses a head from `rest` (or from the partial head buffered before it). Returns the
-    /// head (None when it is invalid) and the bytes of `rest` it used, or `Err` with the bytes
-    /// used while the head is still partial (then buffered, up to the head limit).
+    /// Parses a head from `rest` (or from the partial head buffered before it); a partial
+    /// head is buffered (up to the head limit) if the memory budget can hold it.
     fn take_head<T>(
         &mut self,
         rest: &[u8],
         (at, ack, ts): (u64, Option<u64>, Timestamp),
-        mut parse: impl FnMut(&[u8]) -> Parsed<T>,
-    ) -> Result<(Option<T>, usize), usize> {
+        cx: &mut Ctx<'_>,
+        mut parse: impl FnMut(&[u8], &Limits, &mut HttpCounters) -> Parsed<T>,
+    ) -> Take<T> {
+        let limit = cx.limits.max_head;
         if self.buf.is_empty() {
             // Empty lines between messages are allowed (RFC 9112 section 2.2).
             let skip = rest
@@ -75,33 +92,34 @@ impl Side {
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
             if skip == rest.len() {
-                return Err(skip);
+                return Take::Partial(skip);
             }
             self.head_ts = ts;
             self.head_off = at + skip as u64;
             self.head_ack = ack;
-            return match parse(&rest[skip..]) {
+            return match parse(&rest[skip..], cx.limits, cx.counters) {
                 Parsed::Partial => {
-                    self.buf.extend_from_slice(&rest[skip..]);
-                    Err(rest.len())
+                    if !cx.budget.extend(&mut self.buf, &rest[skip..], limit) {
+                        return Take::Refused;
+                    }
+                    Take::Partial(rest.len())
                 }
-                Parsed::Done(h, n) => Ok((Some(h), skip + n)),
-                Parsed::Invalid => Ok((None, skip)),
+                Parsed::Done(h, n) => Take::Head(h, skip + n),
+                Parsed::Invalid => Take::Invalid(skip),
             };
         }
         let old = self.buf.len();
-        self.buf.extend_from_slice(rest);
-        let parsed = parse(&self.buf);
-        match parsed {
-            Parsed::Partial => Err(rest.len()),
+        if !cx.budget.extend(&mut self.buf, rest, limit) {
+            cx.budget.free(&mut self.buf);
+            return Take::Refused;
+        }
+        match parse(&self.buf, cx.limits, cx.counters) {
+            Parsed::Partial => Take::Partial(rest.len()),
             Parsed::Done(h, n) => {
-                self.buf.clear();
-                Ok((Some(h), n - old))
+                cx.budget.free(&mut self.buf);
+                Take::Head(h, n - old)
             }
-            Parsed::Invalid => {
-                self.buf.clear();
-                Ok((None, 0))
-            }
+            Parsed::Invalid => Take::Invalid(0),
         }
     }
 }
@@ -118,6 +136,12 @@ struct Pending {
     is_connect: bool,
     response: Option<Response>,
     resp_done: bool,
+    /// Where the request starts and (so far) ends in the client's stream, and the response
+    /// (its first interim one included) in the server's: what conflicts are checked against.
+    req_start: u64,
+    req_end: u64,
+    resp_start: Option<u64>,
+    resp_end: u64,
 }
 
 struct Conn {
@@ -142,6 +166,7 @@ struct Conn {
 struct Ctx<'a> {
     limits: &'a Limits,
     counters: &'a mut HttpCounters,
+    budget: &'a mut Budget,
     emit: &'a mut dyn FnMut(Exchange),
     flow: FlowId,
 }
@@ -150,6 +175,7 @@ struct Ctx<'a> {
 pub struct Tracker<F: FnMut(Exchange)> {
     limits: Limits,
     counters: HttpCounters,
+    budget: Budget,
     emit: F,
     conns: HashMap<FlowId, Conn, ahash::RandomState>,
 }
@@ -157,6 +183,7 @@ pub struct Tracker<F: FnMut(Exchange)> {
 impl<F: FnMut(Exchange)> Tracker<F> {
     pub fn new(limits: Limits, emit: F) -> Tracker<F> {
         Tracker {
+            budget: Budget::new(limits.memcap),
             limits,
             counters: HttpCounters::default(),
             emit,
@@ -166,6 +193,18 @@ impl<F: FnMut(Exchange)> Tracker<F> {
 
     pub fn counters(&self) -> &HttpCounters {
         &self.counters
+    }
+
+    /// Bytes held under the memory budget now (`http.memuse`).
+    pub fn memuse(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Bytes really held, counted from the buffers themselves: what the budget's figure must
+    /// equal.
+    #[cfg(test)]
+    pub(super) fn held_bytes(&self) -> usize {
+        self.conns.values().map(Conn::held_bytes).sum()
     }
 }
 
@@ -178,8 +217,12 @@ impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
             midstream,
         } = ev.kind
         {
-            self.conns
+            let old = self
+                .conns
                 .insert(flow, Conn::new(client, server, midstream));
+            if let Some(old) = old {
+                self.budget.release(old.held_bytes());
+            }
             return;
         }
         let Some(conn) = self.conns.get_mut(&flow) else {
@@ -188,6 +231,7 @@ impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
         let mut cx = Ctx {
             limits: &self.limits,
             counters: &mut self.counters,
+            budget: &mut self.budget,
             emit: &mut self.emit,
             flow,
         };
@@ -201,12 +245,14 @@ impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
             } => conn.data(dir, offset, data, ack, ev.ts, &mut cx),
             EventKind::Gap { dir, len, .. } => conn.gap(dir, len, &mut cx),
             EventKind::End { dir, reason } => conn.end(dir, reason, ev.ts, &mut cx),
-            EventKind::Conflict { .. } => {}
+            EventKind::Conflict { dir, offset, len } => conn.conflict(dir, offset, len, &mut cx),
             EventKind::Close { reason } => {
                 conn.close(reason, ev.ts, &mut cx);
                 self.conns.remove(&flow);
             }
         }
+        self.counters.memuse = self.budget.used() as u64;
+        self.counters.memuse_peak = self.budget.peak() as u64;
     }
 }
 
@@ -332,18 +378,51 @@ impl Conn {
         }
         if data.starts_with(H2_PREFACE) {
             cx.counters.non_http1_h2 += 1;
-            self.stop();
+            self.stop(cx);
         } else if data.len() >= 2 && data[0] == TLS_HANDSHAKE && data[1] == TLS_MAJOR {
             cx.counters.non_http1_tls += 1;
-            self.stop();
+            self.stop(cx);
         }
     }
 
-    fn stop(&mut self) {
+    fn stop(&mut self, cx: &mut Ctx<'_>) {
         self.req.mode = Mode::Stopped;
         self.resp.mode = Mode::Stopped;
-        self.req.buf = Vec::new();
-        self.resp.buf = Vec::new();
+        cx.budget.free(&mut self.req.buf);
+        cx.budget.free(&mut self.resp.buf);
+    }
+
+    /// Bytes this connection holds under the memory budget, counted from the buffers.
+    fn held_bytes(&self) -> usize {
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(|p| memcap::head_bytes(&p.req) + p.req.body.capacity())
+            .sum();
+        let queue = self.pending.capacity() * std::mem::size_of::<Pending>();
+        self.req.buf.capacity() + self.resp.buf.capacity() + queue + pending
+    }
+
+    /// A head in progress on the client's side will never be whole: it is counted as a
+    /// request lost for `why`, and its bytes freed.
+    fn lose_head(&mut self, why: Lost, cx: &mut Ctx<'_>) {
+        if matches!(self.req.mode, Mode::Head) && !self.req.buf.is_empty() {
+            cx.counters.count_lost(why);
+        }
+        cx.budget.free(&mut self.req.buf);
+    }
+
+    /// Retransmitted bytes at `[offset, offset + len)` of `dir` disagreed with what was
+    /// delivered: the exchange they belong to is flagged when it is emitted, or counted if it
+    /// already was.
+    fn conflict(&mut self, dir: Direction, offset: u64, len: u64, cx: &mut Ctx<'_>) {
+        let side = match self.role(dir) {
+            Direction::ClientToServer => &mut self.req,
+            Direction::ServerToClient => &mut self.resp,
+        };
+        if side.taint.add(offset, len) {
+            cx.counters.conflict_after_emit += 1;
+        }
     }
 
     // ----- requests -----
@@ -373,37 +452,49 @@ impl Conn {
                     };
                     p.body_started = true;
                     let keep = cx.limits.max_body_kept;
+                    let budget = &mut *cx.budget;
+                    let mut refused = false;
                     let mut append = |b: &[u8]| {
                         p.req.body_len += b.len() as u64;
+                        if refused || p.flags.contains(Flags::MEMCAP) {
+                            return;
+                        }
                         let room = keep.saturating_sub(p.req.body.len());
                         if b.len() > room {
                             p.req.body_kept = false;
                         }
-                        p.req.body.extend_from_slice(&b[..b.len().min(room)]);
+                        let part = &b[..b.len().min(room)];
+                        refused = !part.is_empty() && !budget.extend(&mut p.req.body, part, keep);
                     };
-                    let (used, done) = match body {
+                    let fed = match body {
                         Body::Length(left) => {
                             let n = (*left).min(rest.len() as u64) as usize;
                             append(&rest[..n]);
                             *left -= n as u64;
-                            (n, *left == 0)
+                            Ok((n, *left == 0))
                         }
-                        Body::Chunked(c) => {
-                            match c.feed(rest, cx.limits.max_chunk_meta, &mut append) {
-                                Ok(n) => (n, chunked_done(c, cx.counters)),
-                                Err(_) => {
-                                    cx.counters.invalid_chunk += 1;
-                                    p.flags.insert(Flags::INVALID);
-                                    self.finish_request(ts, cx);
-                                    self.req.mode = Mode::Resync { budget: None };
-                                    i = data.len();
-                                    continue;
-                                }
-                            }
-                        }
-                        Body::Close => (rest.len(), false),
+                        Body::Chunked(c) => c
+                            .feed(rest, cx.limits.max_chunk_meta, &mut append)
+                            .map(|n| (n, chunked_done(c, cx.counters))),
+                        Body::Close => Ok((rest.len(), false)),
+                    };
+                    if refused {
+                        // The budget cannot hold this body: counted, not kept, not replayed.
+                        cx.counters.memcap_hits += 1;
+                        p.flags.insert(Flags::MEMCAP);
+                        p.req.body_kept = false;
+                        cx.budget.free(&mut p.req.body);
+                    }
+                    let Ok((used, done)) = fed else {
+                        cx.counters.invalid_chunk += 1;
+                        p.flags.insert(Flags::INVALID);
+                        self.finish_request(ts, cx);
+                        self.req.mode = Mode::Resync { budget: None };
+                        i = data.len();
+                        continue;
                     };
                     i += used;
+                    p.req_end = at + used as u64;
                     p.req.last_ts = ts;
                     if done {
                         self.finish_request(ts, cx);
@@ -422,31 +513,52 @@ impl Conn {
         ts: Timestamp,
         cx: &mut Ctx<'_>,
     ) -> usize {
-        let (parsed, used) = match self.req.take_head(rest, (at, ack, ts), |b| {
-            head::request(b, cx.limits, cx.counters)
-        }) {
-            Ok(done) => done,
-            Err(used) => return used,
-        };
-        let Some(h) = parsed else {
-            if !self.any_request && is_http09(&self.req.buf, rest) {
-                // `GET /path` with no version (H26): recognised, never an exchange.
-                cx.counters.http09 += 1;
-                self.stop();
+        let (h, used) = match self.req.take_head(rest, (at, ack, ts), cx, head::request) {
+            Take::Head(h, used) => (h, used),
+            Take::Partial(used) => return used,
+            Take::Refused => {
+                // The head cannot be held: the direction goes on as after a gap, and the
+                // request is counted.
+                cx.counters.memcap_hits += 1;
+                cx.counters.count_lost(Lost::Memcap);
+                self.req.mode = Mode::Resync { budget: None };
                 return rest.len();
             }
-            cx.counters.invalid_request += 1;
-            // At the start of a connection a parse error may just mean another protocol:
-            // look a little further, then give up (H26).
-            let budget = (!self.any_request).then_some(cx.limits.detect_budget);
-            self.req.mode = Mode::Resync { budget };
-            return used;
+            Take::Invalid(used) => return self.invalid_request(rest, used, cx),
         };
-        self.start_request(h, ts, cx);
+        self.start_request(h, at + used as u64, ts, cx);
         used
     }
 
-    fn start_request(&mut self, h: head::RequestHead, ts: Timestamp, cx: &mut Ctx<'_>) {
+    /// A request head that does not parse: counted as a request seen if it looks like the
+    /// start of one (not another protocol's bytes), then the direction looks for the next.
+    fn invalid_request(&mut self, rest: &[u8], used: usize, cx: &mut Ctx<'_>) -> usize {
+        let bytes = if self.req.buf.is_empty() {
+            &rest[used..]
+        } else {
+            &self.req.buf[..]
+        };
+        let http09 = !self.any_request && is_http09(bytes);
+        if http09 || head::looks_like_request(bytes) {
+            cx.counters.count_lost(Lost::InvalidRequest);
+        }
+        cx.budget.free(&mut self.req.buf);
+        if http09 {
+            // `GET /path` with no version (H26): recognised, never an exchange.
+            cx.counters.http09 += 1;
+            self.stop(cx);
+            return rest.len();
+        }
+        cx.counters.invalid_request += 1;
+        // At the start of a connection a parse error may just mean another protocol:
+        // look a little further, then give up (H26).
+        let budget = (!self.any_request).then_some(cx.limits.detect_budget);
+        self.req.mode = Mode::Resync { budget };
+        used
+    }
+
+    /// A whole request head ending at stream offset `end`: queued for its response.
+    fn start_request(&mut self, h: head::RequestHead, end: u64, ts: Timestamp, cx: &mut Ctx<'_>) {
         self.any_request = true;
         cx.counters.requests += 1;
         if self.pending.len() >= cx.limits.max_pending {
@@ -454,6 +566,12 @@ impl Conn {
             if let Some(old) = self.pending.pop_front() {
                 self.emit(old, cx);
             }
+        }
+        if !self.make_room(cx) {
+            // Not even a slot in the queue: the request goes as after a gap, counted.
+            cx.counters.count_lost(Lost::Memcap);
+            self.req.mode = Mode::Resync { budget: None };
+            return;
         }
         let mut flags = h.flags;
         if self.midstream {
@@ -463,36 +581,50 @@ impl Conn {
             flags.insert(Flags::PIPELINED);
             cx.counters.pipelined += 1;
         }
-        let is_connect = h.method.eq_ignore_ascii_case("CONNECT");
+        // Methods are case-sensitive (RFC 9110 section 9.1): `head` and `connect` are
+        // extension methods, with the framing of any other request.
+        let is_connect = h.method == "CONNECT";
+        let is_head = h.method == "HEAD";
         let body = h.body;
         let invalid = flags.contains(Flags::INVALID);
+        let mut req = Request {
+            method: h.method,
+            target: h.target,
+            version: h.version,
+            headers: h.headers,
+            body: Vec::new(),
+            body_len: 0,
+            body_kept: true,
+            complete: false,
+            first_ts: self.req.head_ts,
+            last_ts: ts,
+        };
+        if !cx.budget.charge(memcap::head_bytes(&req)) {
+            // Kept in the queue, so responses still pair in order, but without its head:
+            // counted, never replayed.
+            cx.counters.memcap_hits += 1;
+            flags.insert(Flags::MEMCAP);
+            req.method = String::new();
+            req.target = Vec::new();
+            req.headers = super::Headers::default();
+        }
         self.next_id += 1;
         self.pending.push_back(Pending {
             id: self.next_id,
-            req: Request {
-                method: h.method,
-                target: h.target,
-                version: h.version,
-                headers: h.headers,
-                body: Vec::new(),
-                body_len: 0,
-                body_kept: true,
-                complete: false,
-                first_ts: self.req.head_ts,
-                last_ts: ts,
-            },
+            req,
             flags,
             first_ack: self.req.head_ack,
             req_done: false,
             body_started: false,
-            is_head: false,
+            is_head,
             is_connect,
             response: None,
             resp_done: false,
+            req_start: self.req.head_off,
+            req_end: end,
+            resp_start: None,
+            resp_end: 0,
         });
-        if let Some(p) = self.pending.back_mut() {
-            p.is_head = p.req.method.eq_ignore_ascii_case("HEAD");
-        }
         self.req.mode = match body {
             BodyKind::None | BodyKind::Close | BodyKind::Length(0) => Mode::Head,
             BodyKind::Length(n) => Mode::Body(Body::Length(n)),
@@ -506,6 +638,42 @@ impl Conn {
         } else if matches!(self.req.mode, Mode::Head) {
             self.finish_request(ts, cx);
         }
+    }
+
+    /// Room in the queue for one more waiting request, with the memory budget's consent:
+    /// the queue doubles (up to the pending limit). When the budget refuses, the oldest
+    /// waiting request is emitted unanswered to free its slot (as past the pending limit);
+    /// false when the queue is empty and cannot grow at all.
+    fn make_room(&mut self, cx: &mut Ctx<'_>) -> bool {
+        let cap = self.pending.capacity();
+        if self.pending.len() < cap {
+            return true;
+        }
+        let slot = std::mem::size_of::<Pending>();
+        let target = (cap * 2)
+            .max(memcap::QUEUE_KEPT)
+            .min(cx.limits.max_pending)
+            .max(cap + 1);
+        if cx.budget.charge((target - cap) * slot) {
+            self.pending.reserve_exact(target - self.pending.len());
+            cx.budget.surplus((self.pending.capacity() - target) * slot);
+            return true;
+        }
+        cx.counters.memcap_hits += 1;
+        match self.pending.pop_front() {
+            Some(old) => {
+                self.emit(old, cx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees the queue of waiting requests (it is empty) and gives its bytes back.
+    fn free_queue(&mut self, cx: &mut Ctx<'_>) {
+        cx.budget
+            .release(self.pending.capacity() * std::mem::size_of::<Pending>());
+        self.pending = VecDeque::new();
     }
 
     /// The request being received is whole (or as whole as it will get).
@@ -533,43 +701,48 @@ impl Conn {
         ts: Timestamp,
         cx: &mut Ctx<'_>,
     ) -> usize {
-        let Mode::Resync { budget } = &mut self.req.mode else {
+        let Mode::Resync { budget } = self.req.mode else {
             return 0;
         };
-        let buf_start = at - self.req.buf.len() as u64;
-        self.req.buf.extend_from_slice(rest);
-        let found = find_start(&self.req.buf, head::is_request_line, |b| {
-            !matches!(
-                head::request(b, cx.limits, &mut HttpCounters::default()),
-                Parsed::Invalid
-            )
-        });
+        let max = cx.limits.max_resync_buffer;
+        let (buffered, start) = resync_buffer(&mut self.req.buf, rest, at, max, cx);
+        let found = {
+            let bytes = if buffered { &self.req.buf[..] } else { rest };
+            find_start(bytes, head::is_request_line, |b| {
+                !matches!(
+                    head::request(b, cx.limits, &mut HttpCounters::default()),
+                    Parsed::Invalid
+                )
+            })
+        };
         match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;
                 cx.counters.resyncs += u64::from(self.any_request);
-                let tail = self.req.buf.split_off(p);
-                self.req.buf.clear();
                 self.req.mode = Mode::Head;
+                if !buffered {
+                    // The caller goes on from the message start.
+                    return p;
+                }
                 // The head starts inside bytes already taken: parse them from the start.
-                self.request_bytes(buf_start + p as u64, &tail, ack, ts, cx);
+                let held = cx.budget.take(&mut self.req.buf);
+                self.request_bytes(start + p as u64, &held[p..], ack, ts, cx);
             }
             Scan::NeedMore(keep) => {
+                let len = if buffered {
+                    self.req.buf.len()
+                } else {
+                    rest.len()
+                };
                 if let Some(b) = budget {
-                    if buf_start + self.req.buf.len() as u64 > *b as u64 {
+                    if start + len as u64 > b as u64 {
                         cx.counters.non_http1_other += 1;
-                        self.stop();
+                        self.stop(cx);
                         return rest.len();
                     }
                 }
-                let drop = keep.max(
-                    self.req
-                        .buf
-                        .len()
-                        .saturating_sub(cx.limits.max_resync_buffer),
-                );
-                cx.counters.midstream_skipped_bytes += drop as u64;
-                self.req.buf.drain(..drop);
+                let drop = keep.max(len.saturating_sub(max));
+                resync_keep(&mut self.req.buf, rest, buffered, drop, max, cx);
             }
         }
         rest.len()
@@ -588,11 +761,7 @@ impl Conn {
                 Mode::Head => i += self.response_head(rest, at, ts, cx),
                 Mode::Body(body) => {
                     let answering = self.answering;
-                    let resp = self
-                        .pending
-                        .iter_mut()
-                        .find(|p| Some(p.id) == answering)
-                        .and_then(|p| p.response.as_mut());
+                    let answered = self.pending.iter_mut().find(|p| Some(p.id) == answering);
                     let mut seen = 0u64;
                     let (used, done) = match body {
                         Body::Length(left) => {
@@ -621,9 +790,12 @@ impl Conn {
                     } else {
                         seen
                     };
-                    if let Some(r) = resp {
-                        r.body_len += seen;
-                        r.last_ts = ts;
+                    if let Some(p) = answered {
+                        p.resp_end = at + used as u64;
+                        if let Some(r) = p.response.as_mut() {
+                            r.body_len += seen;
+                            r.last_ts = ts;
+                        }
                     }
                     i += used;
                     if done {
@@ -635,30 +807,43 @@ impl Conn {
     }
 
     fn response_head(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
-        let (parsed, used) = match self.resp.take_head(rest, (at, None, ts), |b| {
-            head::response(b, cx.limits, cx.counters)
-        }) {
-            Ok(done) => done,
-            Err(used) => return used,
-        };
-        match parsed {
-            Some(h) => self.start_response(h, ts, cx),
-            None => {
+        match self
+            .resp
+            .take_head(rest, (at, None, ts), cx, head::response)
+        {
+            Take::Head(h, used) => {
+                self.start_response(h, at + used as u64, ts, cx);
+                used
+            }
+            Take::Partial(used) => used,
+            Take::Refused => {
+                // The head cannot be held: the server's stream goes on as after a gap.
+                cx.counters.memcap_hits += 1;
+                self.resp_gap = true;
+                self.resp.mode = Mode::Resync { budget: None };
+                rest.len()
+            }
+            Take::Invalid(used) => {
+                cx.budget.free(&mut self.resp.buf);
                 cx.counters.invalid_response += 1;
                 self.resp_gap = true;
                 self.resp.mode = Mode::Resync { budget: None };
+                used
             }
         }
-        used
     }
 
-    fn start_response(&mut self, h: head::ResponseHead, ts: Timestamp, cx: &mut Ctx<'_>) {
+    /// A whole response head ending at stream offset `end`.
+    fn start_response(&mut self, h: head::ResponseHead, end: u64, ts: Timestamp, cx: &mut Ctx<'_>) {
         let interim = (100..200).contains(&h.status) && h.status != 101;
+        let head_off = self.resp.head_off;
         if interim {
             // 100 Continue, 103 Early Hints: not the answer (H06).
             cx.counters.interim_responses += 1;
             if let Some(p) = self.pending.iter_mut().find(|p| p.response.is_none()) {
                 p.flags.insert(Flags::INTERIM);
+                p.resp_start.get_or_insert(head_off);
+                p.resp_end = end;
             }
             self.resp.mode = Mode::Head;
             return;
@@ -676,6 +861,8 @@ impl Conn {
             return;
         };
         p.flags.insert(h.flags);
+        p.resp_start.get_or_insert(head_off);
+        p.resp_end = end;
         let mut kind = h.body;
         if p.is_head || h.status == 204 || h.status == 304 {
             kind = BodyKind::None;
@@ -716,7 +903,7 @@ impl Conn {
         self.resp.mode = body_mode(kind);
         if tunnel {
             self.finish_response(ts, true, cx);
-            self.stop();
+            self.stop(cx);
         } else if matches!(self.resp.mode, Mode::Head) {
             self.finish_response(ts, true, cx);
         }
@@ -782,32 +969,36 @@ impl Conn {
     }
 
     fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
-        let buf_start = at - self.resp.buf.len() as u64;
-        self.resp.buf.extend_from_slice(rest);
-        let found = find_start(&self.resp.buf, head::is_status_line, |b| {
-            !matches!(
-                head::response(b, cx.limits, &mut HttpCounters::default()),
-                Parsed::Invalid
-            )
-        });
+        let max = cx.limits.max_resync_buffer;
+        let (buffered, start) = resync_buffer(&mut self.resp.buf, rest, at, max, cx);
+        let found = {
+            let bytes = if buffered { &self.resp.buf[..] } else { rest };
+            find_start(bytes, head::is_status_line, |b| {
+                !matches!(
+                    head::response(b, cx.limits, &mut HttpCounters::default()),
+                    Parsed::Invalid
+                )
+            })
+        };
         match found {
             Scan::Found(p) => {
                 cx.counters.midstream_skipped_bytes += p as u64;
                 cx.counters.resyncs += 1;
-                let tail = self.resp.buf.split_off(p);
-                self.resp.buf.clear();
                 self.resp.mode = Mode::Head;
-                self.response_bytes(buf_start + p as u64, &tail, ts, cx);
+                if !buffered {
+                    return p;
+                }
+                let held = cx.budget.take(&mut self.resp.buf);
+                self.response_bytes(start + p as u64, &held[p..], ts, cx);
             }
             Scan::NeedMore(keep) => {
-                let drop = keep.max(
-                    self.resp
-                        .buf
-                        .len()
-                        .saturating_sub(cx.limits.max_resync_buffer),
-                );
-                cx.counters.midstream_skipped_bytes += drop as u64;
-                self.resp.buf.drain(..drop);
+                let len = if buffered {
+                    self.resp.buf.len()
+                } else {
+                    rest.len()
+                };
+                let drop = keep.max(len.saturating_sub(max));
+                resync_keep(&mut self.resp.buf, rest, buffered, drop, max, cx);
             }
         }
         rest.len()
@@ -843,7 +1034,7 @@ impl Conn {
                     }
                     Mode::Head | Mode::Resync { .. } => {
                         cx.counters.fatal_gaps_req += 1;
-                        self.req.buf.clear();
+                        self.lose_head(Lost::Gap, cx);
                         self.req.mode = Mode::Resync { budget: None };
                     }
                 }
@@ -872,7 +1063,7 @@ impl Conn {
                     }
                     Mode::Head | Mode::Resync { .. } => {
                         cx.counters.fatal_gaps_resp += 1;
-                        self.resp.buf.clear();
+                        cx.budget.free(&mut self.resp.buf);
                         self.resp_gap = true;
                         self.resp.mode = Mode::Resync { budget: None };
                     }
@@ -891,6 +1082,15 @@ impl Conn {
                     }
                     self.finish_request(ts, cx);
                 }
+                let why = match reason {
+                    CloseReason::Rst => Lost::Aborted,
+                    CloseReason::CaptureEnded => Lost::CaptureEnded,
+                    CloseReason::Fin
+                    | CloseReason::Timeout
+                    | CloseReason::Evicted
+                    | CloseReason::Reused => Lost::Truncated,
+                };
+                self.lose_head(why, cx);
                 self.req.mode = Mode::Stopped;
             }
             Direction::ServerToClient => {
@@ -906,6 +1106,7 @@ impl Conn {
                     }
                     self.finish_response(ts, whole, cx);
                 }
+                cx.budget.free(&mut self.resp.buf);
                 self.resp.mode = Mode::Stopped;
             }
         }
@@ -917,10 +1118,12 @@ impl Conn {
                 p.flags.insert(Flags::RESET);
             }
         }
-        let end = if reason == CloseReason::Rst {
-            CloseReason::Rst
-        } else {
+        // A direction still open ends for the flow's reason: a FIN seen on one side does not
+        // end the other.
+        let end = if reason == CloseReason::Fin {
             CloseReason::CaptureEnded
+        } else {
+            reason
         };
         // `role` is its own inverse: these are the event directions whose roles are the
         // client's and the server's.
@@ -929,6 +1132,7 @@ impl Conn {
         while let Some(p) = self.pending.pop_front() {
             self.emit(p, cx);
         }
+        self.free_queue(cx);
     }
 
     /// Emits the finished exchanges at the head of the queue, in order.
@@ -942,9 +1146,24 @@ impl Conn {
                 self.emit(p, cx);
             }
         }
+        if self.pending.is_empty() && self.pending.capacity() > memcap::QUEUE_KEPT {
+            self.free_queue(cx);
+        }
     }
 
-    fn emit(&self, mut p: Pending, cx: &mut Ctx<'_>) {
+    fn emit(&mut self, mut p: Pending, cx: &mut Ctx<'_>) {
+        cx.budget
+            .release(memcap::head_bytes(&p.req) + p.req.body.capacity());
+        let resp_range = p.resp_start.map(|start| (start, p.resp_end));
+        if self.req.taint.covers(p.req_start, p.req_end)
+            || resp_range.is_some_and(|(a, b)| self.resp.taint.covers(a, b))
+        {
+            p.flags.insert(Flags::OVERLAP_CONFLICT);
+        }
+        self.req.taint.emitted(p.req_end);
+        if let Some((_, end)) = resp_range {
+            self.resp.taint.emitted(end);
+        }
         if !p.req_done {
             p.flags.insert(Flags::TRUNCATED);
             cx.counters.request_incomplete += 1;
@@ -968,8 +1187,7 @@ impl Conn {
 }
 
 /// An HTTP/0.9 simple request: `GET`, a space, a target and the line end.
-fn is_http09(buf: &[u8], rest: &[u8]) -> bool {
-    let bytes = if buf.is_empty() { rest } else { buf };
+fn is_http09(bytes: &[u8]) -> bool {
     let line = match memchr::memchr(b'\n', bytes) {
         Some(n) => &bytes[..n],
         None => return false,
@@ -994,5 +1212,50 @@ fn body_mode(kind: BodyKind) -> Mode {
         BodyKind::Length(n) => Mode::Body(Body::Length(n)),
         BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
         BodyKind::Close => Mode::Body(Body::Close),
+    }
+}
+
+/// Before a resync scan: `rest` is appended to the bytes held from before, if any and if the
+/// memory budget allows (else those are dropped). Returns whether the scan runs over the
+/// buffer (otherwise over `rest` in place, with no copy) and the stream offset it starts at.
+fn resync_buffer(
+    buf: &mut Vec<u8>,
+    rest: &[u8],
+    at: u64,
+    max: usize,
+    cx: &mut Ctx<'_>,
+) -> (bool, u64) {
+    if buf.is_empty() {
+        return (false, at);
+    }
+    let held = buf.len();
+    if cx.budget.extend(buf, rest, max) {
+        return (true, at - held as u64);
+    }
+    cx.counters.memcap_hits += 1;
+    cx.counters.midstream_skipped_bytes += held as u64;
+    cx.budget.free(buf);
+    (false, at)
+}
+
+/// After a resync scan that found no message start: the first `drop` scanned bytes go, the
+/// rest is kept for the next scan if the memory budget allows.
+fn resync_keep(
+    buf: &mut Vec<u8>,
+    rest: &[u8],
+    buffered: bool,
+    drop: usize,
+    max: usize,
+    cx: &mut Ctx<'_>,
+) {
+    cx.counters.midstream_skipped_bytes += drop as u64;
+    if buffered {
+        buf.drain(..drop);
+        return;
+    }
+    let tail = &rest[drop.min(rest.len())..];
+    if !tail.is_empty() && !cx.budget.extend(buf, tail, max) {
+        cx.counters.memcap_hits += 1;
+        cx.counters.midstream_skipped_bytes += tail.len() as u64;
     }
 }

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use regex::bytes::Regex;
 
-use crate::http1::{Exchange, Flags};
+use crate::http1::{Exchange, Flags, Lost};
 
-/// Methods replayed when the user allows nothing else: the ones without side effects.
+/// Methods replayed when the user allows nothing else: the ones without side effects. Methods
+/// are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`, and is not replayed.
 pub const SAFE_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
 
 /// Why a request seen in the capture was not replayed.
@@ -16,6 +17,8 @@ pub enum Skip {
     /// `incomplete`: the request is not whole in the capture.
     Gap,
     Truncated,
+    Aborted,
+    CaptureEnded,
     /// `filtered`: whole, but not replayed by choice or rule.
     Method,
     Path,
@@ -24,7 +27,8 @@ pub enum Skip {
     Upgrade,
     AmbiguousFraming,
     BodyTooLarge,
-    Invalid,
+    InvalidRequest,
+    Memcap,
     OverlapConflict,
     ProductionTarget,
 }
@@ -33,7 +37,7 @@ impl Skip {
     /// The accounting category (DESIGN.md): `incomplete` or `filtered`.
     pub fn category(self) -> &'static str {
         match self {
-            Skip::Gap | Skip::Truncated => "incomplete",
+            Skip::Gap | Skip::Truncated | Skip::Aborted | Skip::CaptureEnded => "incomplete",
             _ => "filtered",
         }
     }
@@ -43,6 +47,8 @@ impl Skip {
         match self {
             Skip::Gap => "gap",
             Skip::Truncated => "truncated",
+            Skip::Aborted => "aborted",
+            Skip::CaptureEnded => "capture_ended",
             Skip::Method => "method",
             Skip::Path => "path",
             Skip::Sample => "sample",
@@ -50,9 +56,24 @@ impl Skip {
             Skip::Upgrade => "upgrade",
             Skip::AmbiguousFraming => "ambiguous_framing",
             Skip::BodyTooLarge => "body_too_large",
-            Skip::Invalid => "invalid",
+            Skip::InvalidRequest => "invalid_request",
+            Skip::Memcap => "memcap",
             Skip::OverlapConflict => "overlap_conflict",
             Skip::ProductionTarget => "production_target",
+        }
+    }
+}
+
+impl From<Lost> for Skip {
+    /// Requests the HTTP tracker saw but could not emit, in the same accounting.
+    fn from(why: Lost) -> Skip {
+        match why {
+            Lost::Gap => Skip::Gap,
+            Lost::Truncated => Skip::Truncated,
+            Lost::Aborted => Skip::Aborted,
+            Lost::CaptureEnded => Skip::CaptureEnded,
+            Lost::InvalidRequest => Skip::InvalidRequest,
+            Lost::Memcap => Skip::Memcap,
         }
     }
 }
@@ -60,7 +81,7 @@ impl Skip {
 /// The user's selection rules.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// Extra methods allowed besides [`SAFE_METHODS`] (upper case).
+    /// Extra methods allowed besides [`SAFE_METHODS`], compared exactly.
     pub allow_methods: Vec<String>,
     /// Every method is allowed.
     pub allow_writes: bool,
@@ -75,6 +96,10 @@ impl Selection {
     /// the capture lost first, then what is never replayed, then the user's choices.
     pub fn check(&self, ex: &Exchange) -> Result<(), Skip> {
         let f = ex.flags;
+        if f.contains(Flags::MEMCAP) {
+            // Given up by the tracker itself (its head or body not held), whole or not.
+            return Err(Skip::Memcap);
+        }
         if f.contains(Flags::GAP) && !ex.request.complete {
             return Err(Skip::Gap);
         }
@@ -82,12 +107,12 @@ impl Selection {
             return Err(Skip::Truncated);
         }
         if f.contains(Flags::INVALID) || f.contains(Flags::HTTP09) {
-            return Err(Skip::Invalid);
+            return Err(Skip::InvalidRequest);
         }
         if f.contains(Flags::OVERLAP_CONFLICT) {
             return Err(Skip::OverlapConflict);
         }
-        if ex.request.method.eq_ignore_ascii_case("CONNECT") || f.contains(Flags::CONNECT) {
+        if ex.request.method == "CONNECT" || f.contains(Flags::CONNECT) {
             return Err(Skip::Connect);
         }
         if f.contains(Flags::UPGRADE) {
@@ -101,11 +126,8 @@ impl Selection {
         }
         let method = ex.request.method.as_str();
         let allowed = self.allow_writes
-            || SAFE_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
-            || self
-                .allow_methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(method));
+            || SAFE_METHODS.contains(&method)
+            || self.allow_methods.iter().any(|m| m == method);
         if !allowed {
             return Err(Skip::Method);
         }
@@ -259,7 +281,62 @@ mod tests {
             allow_methods: vec!["DELETE".into()],
             ..all()
         };
-        assert_eq!(s.check(&ex("delete", "/x", Flags::default(), true)), Ok(()));
+        assert_eq!(s.check(&ex("DELETE", "/x", Flags::default(), true)), Ok(()));
+    }
+
+    #[test]
+    fn methods_are_compared_exactly() {
+        // RFC 9110 section 9.1: `get` is an extension method, not GET.
+        for method in ["get", "Get", "head", "options"] {
+            assert_eq!(
+                all().check(&ex(method, "/x", Flags::default(), true)),
+                Err(Skip::Method),
+                "{method}"
+            );
+        }
+        let s = Selection {
+            allow_methods: vec!["DELETE".into(), "purge".into()],
+            ..all()
+        };
+        assert_eq!(
+            s.check(&ex("delete", "/x", Flags::default(), true)),
+            Err(Skip::Method)
+        );
+        assert_eq!(s.check(&ex("purge", "/x", Flags::default(), true)), Ok(()));
+        assert_eq!(
+            s.check(&ex("PURGE", "/x", Flags::default(), true)),
+            Err(Skip::Method)
+        );
+        // Only CONNECT is CONNECT; `connect` is refused as a method like any other.
+        let writes = Selection {
+            allow_writes: true,
+            ..all()
+        };
+        assert_eq!(
+            writes.check(&ex("CONNECT", "a:443", Flags::default(), true)),
+            Err(Skip::Connect)
+        );
+        assert_eq!(
+            all().check(&ex("connect", "a:443", Flags::default(), true)),
+            Err(Skip::Method)
+        );
+    }
+
+    #[test]
+    fn requests_lost_in_the_tracker_and_memcap_have_their_reasons() {
+        assert_eq!(Skip::from(Lost::CaptureEnded).name(), "capture_ended");
+        assert_eq!(Skip::from(Lost::CaptureEnded).category(), "incomplete");
+        assert_eq!(Skip::from(Lost::Aborted).category(), "incomplete");
+        assert_eq!(Skip::from(Lost::InvalidRequest).name(), "invalid_request");
+        assert_eq!(Skip::from(Lost::InvalidRequest).category(), "filtered");
+        assert_eq!(Skip::from(Lost::Memcap).name(), "memcap");
+        assert_eq!(
+            all().check(&ex("GET", "/", Flags::INVALID, true)),
+            Err(Skip::InvalidRequest)
+        );
+        let mut big = ex("GET", "/", Flags::MEMCAP, true);
+        big.request.body_kept = false;
+        assert_eq!(all().check(&big), Err(Skip::Memcap));
     }
 
     #[test]

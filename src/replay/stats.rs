@@ -108,6 +108,19 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// `n` requests not replayed, all for the same reason (those the HTTP tracker counted
+    /// without emitting them).
+    pub fn skip_many(&mut self, why: Skip, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.seen += n;
+        *self
+            .skipped
+            .entry((why.category().into(), why.name().into()))
+            .or_default() += n;
+    }
+
     pub fn dropped(&mut self, reason: &'static str) {
         self.seen += 1;
         *self

@@ -16,6 +16,9 @@ pub struct Capture {
     pub kernel_drops: u64,
     pub interface_drops: u64,
     pub own_traffic: u64,
+    /// Bytes the HTTP stage holds under its memory budget now, and the growths it refused.
+    pub http_memuse: u64,
+    pub http_memcap_hits: u64,
 }
 
 /// Histogram bucket bounds: the `le` label as Prometheus writes it (Go's shortest float
@@ -82,6 +85,12 @@ fn family(o: &mut String, name: &str, kind: &str, help: &str) {
 /// A counter family with a single, unlabelled series.
 fn counter(o: &mut String, name: &str, help: &str, value: u64) {
     family(o, name, "counter", help);
+    let _ = writeln!(o, "{name} {value}");
+}
+
+/// A gauge family with a single, unlabelled series.
+fn gauge(o: &mut String, name: &str, help: &str, value: u64) {
+    family(o, name, "gauge", help);
     let _ = writeln!(o, "{name} {value}");
 }
 
@@ -211,6 +220,18 @@ pub fn exposition(stats: &Stats, capture: &Capture) -> String {
         "Requests carrying shadowtap's own replay marker, not mirrored again.",
         capture.own_traffic,
     );
+    gauge(
+        &mut o,
+        "shadowtap_http_memuse_bytes",
+        "Bytes the HTTP stage holds (partial heads, waiting requests, kept bodies) under --http-memcap.",
+        capture.http_memuse,
+    );
+    counter(
+        &mut o,
+        "shadowtap_http_memcap_hits_total",
+        "Heads and bodies given up because --http-memcap was reached.",
+        capture.http_memcap_hits,
+    );
     family(
         &mut o,
         "shadowtap_ttfb_seconds",
@@ -260,6 +281,8 @@ mod tests {
             kernel_drops: 1,
             interface_drops: 2,
             own_traffic: 3,
+            http_memuse: 4096,
+            http_memcap_hits: 2,
         }
     }
 
@@ -592,12 +615,16 @@ mod tests {
             ("shadowtap_capture_kernel_drops_total", "counter"),
             ("shadowtap_capture_interface_drops_total", "counter"),
             ("shadowtap_own_traffic_ignored_total", "counter"),
+            ("shadowtap_http_memuse_bytes", "gauge"),
+            ("shadowtap_http_memcap_hits_total", "counter"),
             ("shadowtap_ttfb_seconds", "histogram"),
             ("shadowtap_total_seconds", "histogram"),
         ] {
             let line = format!("# TYPE {family} {kind}");
             assert!(text.lines().any(|l| l == line), "missing {line:?}");
         }
+        assert_eq!(value(&text, "shadowtap_http_memuse_bytes"), 4096.0);
+        assert_eq!(value(&text, "shadowtap_http_memcap_hits_total"), 2.0);
     }
 
     #[test]
@@ -609,6 +636,8 @@ mod tests {
                 kernel_drops: 0,
                 interface_drops: 0,
                 own_traffic: 0,
+                http_memuse: 0,
+                http_memcap_hits: 0,
             },
         );
         check(&text);

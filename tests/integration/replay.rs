@@ -797,3 +797,122 @@ fn a_dead_shadow_costs_bounded_memory_over_a_long_capture() {
         "peak RSS {rss_kb} KiB replaying a 100 MB capture to a dead shadow"
     );
 }
+
+/// Writes `convs` as a classic pcap in a new temporary directory; returns (dir, file).
+fn capture_file(name: &str, convs: Vec<crate::support::packets::Conv>) -> (PathBuf, PathBuf) {
+    use crate::support::files::pcap;
+    use crate::support::packets::{merge, Link};
+    let bytes = pcap(Link::Ethernet.linktype(), &merge(convs), false, false);
+    let dir = std::env::temp_dir().join(format!("shadowtap-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.pcap"));
+    std::fs::write(&file, bytes).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn unfinished_heads_and_invalid_requests_are_in_the_accounting() {
+    use crate::support::packets::{Conv, Link};
+    const WHOLE: u64 = 5;
+    const UNFINISHED: u64 = 7;
+    const INVALID: u64 = 3;
+    let conn = |n: u64| {
+        let client = format!("10.3.0.{}:40000", n + 1);
+        let mut conv = Conv::new(&client, "10.4.0.1:80", Link::Ethernet)
+            .at(crate::support::packets::T0 + n as i64 * 1_000_000);
+        conv.handshake();
+        conv
+    };
+    let mut convs = Vec::new();
+    let mut whole = conn(0);
+    for i in 0..WHOLE {
+        whole.client(format!("GET /whole/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        whole.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+    // Methods are case-sensitive: `get` is not GET, and is not replayed.
+    whole.client(b"get /lower HTTP/1.1\r\nHost: h\r\n\r\n");
+    whole.server(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+    whole.close();
+    convs.push(whole);
+    for n in 0..UNFINISHED {
+        // A slow client: its head never ends before the capture does.
+        let mut conv = conn(1 + n);
+        conv.client(b"GET /slow HTTP/1.1\r\nHost: h\r\nX-Wait: ");
+        convs.push(conv);
+    }
+    for n in 0..INVALID {
+        let mut conv = conn(1 + UNFINISHED + n);
+        conv.client(b"GET /bad HTTP/9.9\r\nHost: h\r\n\r\n");
+        conv.server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        conv.close();
+        convs.push(conv);
+    }
+    let (dir, file) = capture_file("lost-heads", convs);
+    let s = shadow(Behaviour::Answer(200));
+    let (code, report, err) = replay(&[file.to_str().unwrap()], &s.url, &["--speed", "max"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    let c = &report["counts"];
+    assert_eq!(c["seen"], WHOLE + 1 + UNFINISHED + INVALID, "{c}");
+    assert_eq!(c["replayed"], WHOLE, "{c}");
+    assert_eq!(c["incomplete"]["capture_ended"], UNFINISHED, "{c}");
+    assert_eq!(c["filtered"]["invalid_request"], INVALID, "{c}");
+    assert_eq!(c["filtered"]["method"], 1, "{c}");
+    assert_accounted(&report);
+    let sent = s.seen.lock().unwrap().len() as u64;
+    assert_eq!(sent, WHOLE, "only the whole GETs reach the shadow");
+}
+
+#[test]
+fn the_http_memory_budget_is_a_flag_and_what_it_refuses_is_counted() {
+    use crate::support::packets::{Conv, Link};
+    // 40 slow clients, each with 60 KiB of head and no end, under a 1 MiB budget.
+    let pad = "a".repeat(60 * 1024);
+    let convs = (0..40)
+        .map(|n| {
+            let client = format!("10.5.0.{}:40000", n + 1);
+            let mut conv = Conv::new(&client, "10.6.0.1:80", Link::Ethernet);
+            conv.handshake();
+            conv.client(format!("GET /slow HTTP/1.1\r\nHost: h\r\nX-Pad: {pad}").as_bytes());
+            conv
+        })
+        .collect();
+    let (dir, file) = capture_file("memcap", convs);
+    let s = shadow(Behaviour::Answer(200));
+    let (code, report, err) = replay(
+        &[file.to_str().unwrap()],
+        &s.url,
+        &["--speed", "max", "--http-memcap", "1MiB"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let c = &report["counts"];
+    assert_eq!(c["seen"], 40, "{c}");
+    let refused = c["filtered"]["memcap"].as_u64().unwrap_or(0);
+    let held = c["incomplete"]["capture_ended"].as_u64().unwrap_or(0);
+    assert!(refused > 0 && held > 0, "{c}");
+    assert_eq!(refused + held, 40, "{c}");
+    assert_accounted(&report);
+    // inspect takes the same flag and shows the budget's figures.
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["inspect", file.to_str().unwrap(), "--http-memcap", "1MiB"])
+        .output()
+        .expect("running shadowtap");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map_or(0, |v| v.trim().replace(',', "").parse().unwrap())
+    };
+    assert!(counter("http.memcap_hits") > 0, "{text}");
+    let peak = counter("http.memuse_peak");
+    assert!(peak > 512 * 1024 && peak <= 1024 * 1024, "{text}");
+    assert_eq!(counter("http.requests_lost.memcap"), refused, "{text}");
+    // A size that is not one is a usage error.
+    let bad = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["inspect", file.to_str().unwrap(), "--http-memcap", "lots"])
+        .output()
+        .expect("running shadowtap");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--http-memcap"));
+}
