@@ -15,6 +15,7 @@
 //! counters, and every malformed input is counted by reason rather than dropped silently.
 
 pub mod counters;
+pub mod output;
 
 pub mod capture;
 pub mod http1;

@@ -9,8 +9,7 @@
 //! `X-Shadowtap-Replay` marker.
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +20,7 @@ use serde_json::json;
 use crate::cli::{MirrorArgs, ReportFormat};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
+use crate::commands::replay::Outputs;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::Reassembler;
@@ -90,27 +90,20 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    // Everything that needs privilege or a path is opened before `--user` drops privilege.
-    let mut save = match &args.save_pcap {
-        Some(path) => Some(create(path, live.link)?),
-        None => None,
+    // Everything that needs privilege or a path is opened before `--user` drops privilege;
+    // a path refused or not creatable stops the run before it starts.
+    let save = match &args.save_pcap {
+        Some(path) => create(path, live.link, settings.force).map(Some),
+        None => Ok(None),
     };
-    let log = match &settings.log {
-        Some(path) => {
-            Some(BufWriter::new(File::create(path).map_err(|e| {
-                anyhow::anyhow!("creating {}: {e}", path.display())
-            })?))
+    let (mut save, outputs) = match save.and_then(|s| Ok((s, Outputs::create(&settings)?))) {
+        Ok(o) => o,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
         }
-        None => None,
     };
-    // Created now, written at the end (by then privileges may be gone).
-    let report_file = match &settings.report_json {
-        Some(path) => Some((
-            File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?,
-            path,
-        )),
-        None => None,
-    };
+    let log = outputs.log.clone();
     let metrics = match args.metrics {
         Some(addr) => match TcpListener::bind(addr) {
             Ok(l) => Some(l),
@@ -228,8 +221,9 @@ pub fn run_with_banner(
                 Next::Packet(frame) => frame,
             };
             counts.packets.fetch_add(1, Ordering::Relaxed);
+            // A failed write stops the saved capture, not the mirror: it is reported at the end.
             if let Some(w) = save.as_mut() {
-                w.write(frame.ts, frame.data, frame.orig_len)?;
+                w.record(frame.ts, frame.data, frame.orig_len)?;
             }
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);
@@ -245,9 +239,7 @@ pub fn run_with_banner(
         // they are counted, not lost.
         reassembler.finish(&mut tracker);
     }
-    if let Some(w) = save.as_mut() {
-        w.flush()?;
-    }
+    let saved = save.as_mut().map(|w| w.stream_mut().finish());
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
     counts.interface_drops.store(i, Ordering::Relaxed);
@@ -271,12 +263,18 @@ pub fn run_with_banner(
         "interface_drops": capture.interface_drops,
         "own_traffic": capture.own_traffic,
     });
-    let verdicts = super::replay::fail_if(&settings, &mut report);
-    if let Some((mut file, path)) = report_file {
-        let text = serde_json::to_string_pretty(&report)?;
-        file.write_all((text + "\n").as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    let log = outputs.log_summary();
+    let mut files = serde_json::Map::new();
+    if let Some(log) = &log {
+        files.insert("log".into(), log.json("lines"));
     }
+    if let Some(saved) = &saved {
+        files.insert("save_pcap".into(), saved.json("packets"));
+    }
+    if !files.is_empty() {
+        report["outputs"] = serde_json::Value::Object(files);
+    }
+    let verdicts = super::replay::fail_if(&settings, &mut report);
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
@@ -295,8 +293,27 @@ pub fn run_with_banner(
                 capture.interface_drops,
                 capture.own_traffic
             )?;
+            if let Some(log) = &log {
+                writeln!(out, "{}", log.text("log", "lines"))?;
+            }
+            if let Some(saved) = &saved {
+                writeln!(out, "{}", saved.text("save-pcap", "packets"))?;
+            }
             super::replay::print_verdicts(&verdicts, out)?;
         }
+    }
+    // The report is out; now the outputs that failed, if any, say so (exit 1).
+    out.flush()?;
+    let mut written = outputs.commit_report(&report, log.as_ref(), err)?;
+    if let Some(e) = saved
+        .as_ref()
+        .and_then(|s| s.error.as_ref().map(|e| (e, s.failed)))
+    {
+        writeln!(err, "shadowtap: error: {}; {} packets not saved", e.0, e.1)?;
+        written = false;
+    }
+    if !written {
+        return Ok(Status::Failure);
     }
     if verdicts.iter().any(|v| v.crossed) {
         return Ok(Status::Threshold);

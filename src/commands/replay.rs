@@ -9,9 +9,9 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -21,13 +21,14 @@ use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::{Progress, ReportFormat};
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
+use crate::output::{OutputError, Staged, Stream};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::gate;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::report::replay as render;
-use crate::settings::{ReplaySettings, Speed};
+use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
 
 /// Batches waiting for each replay shard (16 x 64 = 1,024 exchanges).
@@ -173,7 +174,7 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     let mut errors = Vec::new();
     let mut readers = Vec::new();
     for path in &settings.files {
-        match CaptureReader::open_with_limits(path, settings.limits.capture.clone()) {
+        match open_capture(settings, path) {
             Ok(r) => readers.push(r),
             Err(e) => errors.push(e.to_string()),
         }
@@ -216,6 +217,21 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     Fed {
         skipped: scheduler.skipped,
         errors,
+    }
+}
+
+/// Opens one capture: `path`, or the bundled capture held in memory (`demo`), which is read
+/// from there, so that nothing is written to a file first.
+fn open_capture(
+    settings: &ReplaySettings,
+    path: &std::path::Path,
+) -> Result<CaptureReader<Box<dyn std::io::Read + Send>>, crate::capture::OpenError> {
+    let limits = settings.limits.capture.clone();
+    match settings.bundled {
+        Some(Bundled(bytes)) => {
+            CaptureReader::with_limits(Box::new(bytes), path.display().to_string(), limits)
+        }
+        None => CaptureReader::open_with_limits(path, limits),
     }
 }
 
@@ -330,12 +346,16 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
-    let log = match &settings.log {
-        Some(path) => Some(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
+    // Outputs are created before anything is sent: a path that is refused or cannot be
+    // created stops the run at once (exit 2), not after it.
+    let outputs = match Outputs::create(settings) {
+        Ok(o) => o,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
     };
+    let log = outputs.log.clone();
     let mut engine = Engine::start(engine::Config {
         shadow: settings.shadow,
         tls: settings.tls.clone(),
@@ -385,11 +405,11 @@ pub fn run(
     }
     warn_production_target(&stats, settings, err)?;
     let mut report = render::json(&stats);
-    let verdicts = fail_if(settings, &mut report);
-    if let Some(path) = &settings.report_json {
-        let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    let log = outputs.log_summary();
+    if let Some(log) = &log {
+        report["outputs"] = json!({"log": log.json("lines")});
     }
+    let verdicts = fail_if(settings, &mut report);
     match settings.format {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         ReportFormat::Text | ReportFormat::Html => {
@@ -406,13 +426,80 @@ pub fn run(
             );
             if settings.format == ReportFormat::Html {
                 write!(out, "{}", crate::report::html::page(&stats, &title))?;
-                return Ok(exit_status(&errors, &verdicts));
+            } else {
+                write!(out, "{}", render::text(&stats, &title))?;
+                if let Some(log) = &log {
+                    writeln!(out, "{}", log.text("log", "lines"))?;
+                }
+                print_verdicts(&verdicts, out)?;
             }
-            write!(out, "{}", render::text(&stats, &title))?;
-            print_verdicts(&verdicts, out)?;
         }
     }
-    Ok(exit_status(&errors, &verdicts))
+    // The report is out; now the outputs that failed, if any, say so (exit 1).
+    out.flush()?;
+    let written = outputs.commit_report(&report, log.as_ref(), err)?;
+    let status = exit_status(&errors, &verdicts);
+    Ok(if !written && status != Status::BadInput {
+        Status::Failure
+    } else {
+        status
+    })
+}
+
+/// The files a replay or mirror writes besides stdout, created at the start: the `--log`
+/// stream and the `--report-json` report (staged, renamed into place at the end).
+pub(crate) struct Outputs {
+    pub(crate) log: Option<engine::SharedLog>,
+    report: Option<Staged>,
+}
+
+impl Outputs {
+    pub(crate) fn create(settings: &ReplaySettings) -> Result<Outputs, OutputError> {
+        let log = match &settings.log {
+            Some(path) => Some(Arc::new(Mutex::new(Stream::create(path, settings.force)?))),
+            None => None,
+        };
+        let report = settings
+            .report_json
+            .as_deref()
+            .map(Staged::create)
+            .transpose()?;
+        Ok(Outputs { log, report })
+    }
+
+    /// What became of the `--log` stream (flushed now).
+    pub(crate) fn log_summary(&self) -> Option<crate::output::Summary> {
+        let log = self.log.as_ref()?;
+        let mut log = log.lock().ok()?;
+        Some(log.finish())
+    }
+
+    /// Writes the `--report-json` file, then says on `err` which outputs failed (`log`: the
+    /// log's summary); false if any did.
+    pub(crate) fn commit_report(
+        self,
+        report: &serde_json::Value,
+        log: Option<&crate::output::Summary>,
+        err: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        let mut ok = true;
+        if let Some(e) = log.and_then(|l| l.error.as_ref().map(|e| (e, l.failed))) {
+            writeln!(
+                err,
+                "shadowtap: error: {}; {} log lines not written",
+                e.0, e.1
+            )?;
+            ok = false;
+        }
+        if let Some(staged) = self.report {
+            let text = serde_json::to_string_pretty(report).context("encoding the report")? + "\n";
+            if let Err(e) = staged.commit(text.as_bytes()) {
+                writeln!(err, "shadowtap: error: {e}")?;
+                ok = false;
+            }
+        }
+        Ok(ok)
+    }
 }
 
 /// The warning for requests not sent because the shadow is a production server (shared
