@@ -132,12 +132,14 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), OutputError> {
 /// (`.NAME.RANDOM.tmp`), created now, renamed over the target by [`Staged::commit`]. Dropped
 /// without a commit, the temporary file is removed.
 ///
-/// Created early (`mirror` does, before `--user` drops privileges), it also finds a
-/// directory that cannot be written before the run rather than after it.
+/// Created early (`replay` and `mirror` do), it also finds a directory that cannot be
+/// written before the run rather than after it.
 pub struct Staged {
     file: File,
     temp: PathBuf,
     target: PathBuf,
+    /// Already renamed over the target ([`Staged::place_now`]).
+    placed: bool,
     committed: bool,
 }
 
@@ -166,6 +168,7 @@ impl Staged {
                         file,
                         temp,
                         target: target.to_path_buf(),
+                        placed: false,
                         committed: false,
                     })
                 }
@@ -177,10 +180,33 @@ impl Staged {
         Err(OutputError::io("creating a file beside", target, e))
     }
 
+    /// Renames the file, still empty, over the target now: for a process about to lose the
+    /// right to write the directory (`mirror --user`), which could not rename it at the end.
+    /// The report is then written in place at [`Staged::commit`] (not atomically: a failure
+    /// leaves the file empty rather than the previous report).
+    pub fn place_now(&mut self) -> Result<(), OutputError> {
+        fs::rename(&self.temp, &self.target)
+            .map_err(|e| OutputError::io("renaming onto", &self.target, e))?;
+        self.placed = true;
+        Ok(())
+    }
+
     /// Writes `bytes`, syncs them and renames the file over the target (a link at the target
     /// is replaced). On failure the target is as it was and the temporary file is removed.
     pub fn commit(mut self, bytes: &[u8]) -> Result<(), OutputError> {
         let target = self.target.clone();
+        if self.placed {
+            self.committed = true;
+            let written = self
+                .file
+                .write_all(bytes)
+                .and_then(|()| self.file.sync_all());
+            if let Err(e) = written {
+                let _ = self.file.set_len(0);
+                return Err(OutputError::io("writing", &target, e));
+            }
+            return Ok(());
+        }
         self.file
             .write_all(bytes)
             .and_then(|()| self.file.sync_all())
@@ -199,7 +225,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committed && !self.placed {
             let _ = fs::remove_file(&self.temp);
         }
     }

@@ -96,7 +96,7 @@ pub fn run_with_banner(
         Some(path) => create(path, live.link, settings.force).map(Some),
         None => Ok(None),
     };
-    let (mut save, outputs) = match save.and_then(|s| Ok((s, Outputs::create(&settings)?))) {
+    let (mut save, mut outputs) = match save.and_then(|s| Ok((s, Outputs::create(&settings)?))) {
         Ok(o) => o,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e}")?;
@@ -115,6 +115,10 @@ pub fn run_with_banner(
         None => None,
     };
     if let Some(user) = &args.live.user {
+        if let Err(e) = outputs.place_report_now() {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
         if let Err(e) = drop_privileges(user) {
             writeln!(err, "shadowtap: error: {e:#}")?;
             return Ok(Status::BadInput);

@@ -467,6 +467,12 @@ impl Outputs {
         Ok(Outputs { log, report })
     }
 
+    /// Puts the `--report-json` file in place now (see [`Staged::place_now`]): `mirror
+    /// --user` does before dropping privileges, as the directory may be root's.
+    pub(crate) fn place_report_now(&mut self) -> Result<(), OutputError> {
+        self.report.as_mut().map_or(Ok(()), Staged::place_now)
+    }
+
     /// What became of the `--log` stream (flushed now).
     pub(crate) fn log_summary(&self) -> Option<crate::output::Summary> {
         let log = self.log.as_ref()?;

@@ -610,3 +610,39 @@ fn mirror_with_save_pcap_on_a_full_disk_reports_first_and_exits_1() {
         "{saved}"
     );
 }
+
+#[test]
+fn a_rotated_file_left_by_an_earlier_capture_is_refused_at_the_start_unless_force() {
+    if capture_skipped() {
+        return;
+    }
+    let dir = TempDir::new("rotate");
+    let base = dir.join("live.pcap");
+    let earlier = dir.join("live.pcap.1");
+    std::fs::write(&earlier, "an earlier run's\n").unwrap();
+    let args = [
+        "capture",
+        "-i",
+        "lo",
+        "-w",
+        s(&base),
+        "--rotate-size",
+        "1KiB",
+        "--duration",
+        "10ms",
+    ];
+    let out = run(&args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(s(&earlier)), "{err}");
+    assert!(!base.exists(), "nothing was created");
+    assert_eq!(
+        std::fs::read_to_string(&earlier).unwrap(),
+        "an earlier run's\n"
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let out = run(&forced);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&base), 0o600);
+}
