@@ -58,11 +58,6 @@ impl OutputError {
             source,
         }
     }
-
-    /// Whether the path was refused (a usage error, exit 2) rather than failing to be written.
-    pub fn is_refusal(&self) -> bool {
-        !matches!(self, OutputError::Io { .. })
-    }
 }
 
 /// Creates `path` as a new file: `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600 set explicitly (a
@@ -316,6 +311,20 @@ impl Stream {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Removes the file again, for a run that stops before it starts (so that the next run
+    /// does not find it in the way); only if the path still names this very file.
+    pub fn abandon(self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let (Ok(ours), Ok(now)) = (file.metadata(), fs::symlink_metadata(&self.path)) else {
+            return;
+        };
+        if ours.is_file() && (ours.dev(), ours.ino()) == (now.dev(), now.ino()) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 
     /// A second handle on the file, for reading it back (same open file, not the path).

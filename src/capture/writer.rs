@@ -102,6 +102,11 @@ impl PcapWriter<Stream> {
         Ok(())
     }
 
+    /// Removes the file again (see [`Stream::abandon`]).
+    pub fn abandon(self) {
+        self.out.abandon();
+    }
+
     pub fn stream(&self) -> &Stream {
         &self.out
     }

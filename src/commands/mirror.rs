@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::capture::PcapWriter;
 use crate::cli::{MirrorArgs, ReportFormat};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::replay::Outputs;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
+use crate::output::{OutputError, Stream};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
@@ -90,20 +92,6 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    // Everything that needs privilege or a path is opened before `--user` drops privilege;
-    // a path refused or not creatable stops the run before it starts.
-    let save = match &args.save_pcap {
-        Some(path) => create(path, live.link, settings.force).map(Some),
-        None => Ok(None),
-    };
-    let (mut save, mut outputs) = match save.and_then(|s| Ok((s, Outputs::create(&settings)?))) {
-        Ok(o) => o,
-        Err(e) => {
-            writeln!(err, "shadowtap: error: {e}")?;
-            return Ok(Status::BadInput);
-        }
-    };
-    let log = outputs.log.clone();
     let metrics = match args.metrics {
         Some(addr) => match TcpListener::bind(addr) {
             Ok(l) => Some(l),
@@ -114,13 +102,28 @@ pub fn run_with_banner(
         },
         None => None,
     };
+    // Everything that needs privilege or a path is opened before `--user` drops privilege;
+    // a path refused or not creatable stops the run before it starts.
+    let (mut save, mut outputs) =
+        match open_outputs(args.save_pcap.as_deref(), &settings, live.link) {
+            Ok(o) => o,
+            Err(e) => {
+                writeln!(err, "shadowtap: error: {e}")?;
+                return Ok(Status::BadInput);
+            }
+        };
+    let log = outputs.log.clone();
     if let Some(user) = &args.live.user {
-        if let Err(e) = outputs.place_report_now() {
-            writeln!(err, "shadowtap: error: {e}")?;
-            return Ok(Status::BadInput);
-        }
-        if let Err(e) = drop_privileges(user) {
+        let dropped = outputs
+            .place_report_now()
+            .map_err(anyhow::Error::from)
+            .and_then(|()| drop_privileges(user));
+        if let Err(e) = dropped {
             writeln!(err, "shadowtap: error: {e:#}")?;
+            if let Some(save) = save {
+                save.abandon();
+            }
+            outputs.abandon();
             return Ok(Status::BadInput);
         }
     }
@@ -323,6 +326,28 @@ pub fn run_with_banner(
         return Ok(Status::Threshold);
     }
     Ok(Status::Success)
+}
+
+/// The `--save-pcap` file and the replay outputs, created in that order; if a later one
+/// fails, the saved capture is removed again.
+fn open_outputs(
+    save_pcap: Option<&std::path::Path>,
+    settings: &ReplaySettings,
+    link: crate::capture::LinkType,
+) -> Result<(Option<PcapWriter<Stream>>, Outputs), OutputError> {
+    let save = match save_pcap {
+        Some(path) => Some(create(path, link, settings.force)?),
+        None => None,
+    };
+    match Outputs::create(settings) {
+        Ok(outputs) => Ok((save, outputs)),
+        Err(e) => {
+            if let Some(save) = save {
+                save.abandon();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Counts `n` requests dropped because the engine's queue was full.

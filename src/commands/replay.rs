@@ -368,12 +368,15 @@ pub fn run(
         shards: None,
         unpaced: unpaced(settings),
     })?;
-    let total: u64 = settings
-        .files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = match settings.bundled {
+        Some(Bundled(bytes)) => bytes.len() as u64,
+        None => settings
+            .files
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum(),
+    };
     let live = engine.progress.clone();
     let read = AtomicU64::new(0);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -455,16 +458,24 @@ pub(crate) struct Outputs {
 
 impl Outputs {
     pub(crate) fn create(settings: &ReplaySettings) -> Result<Outputs, OutputError> {
-        let log = match &settings.log {
-            Some(path) => Some(Arc::new(Mutex::new(Stream::create(path, settings.force)?))),
-            None => None,
-        };
+        // The report first: a log created before a failure would be in the next run's way.
         let report = settings
             .report_json
             .as_deref()
             .map(Staged::create)
             .transpose()?;
+        let log = match &settings.log {
+            Some(path) => Some(Arc::new(Mutex::new(Stream::create(path, settings.force)?))),
+            None => None,
+        };
         Ok(Outputs { log, report })
+    }
+
+    /// Removes what was created, for a run that stops before it starts.
+    pub(crate) fn abandon(self) {
+        if let Some(stream) = self.log.and_then(|l| Arc::into_inner(l)?.into_inner().ok()) {
+            stream.abandon();
+        }
     }
 
     /// Puts the `--report-json` file in place now (see [`Staged::place_now`]): `mirror

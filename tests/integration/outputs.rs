@@ -646,3 +646,45 @@ fn a_rotated_file_left_by_an_earlier_capture_is_refused_at_the_start_unless_forc
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(mode(&base), 0o600);
 }
+
+#[test]
+fn an_output_that_cannot_be_created_stops_the_run_before_it_starts_and_leaves_nothing() {
+    let server = shadow(Behaviour::Answer(200));
+    let dir = TempDir::new("uncreatable");
+    let log = dir.join("run.jsonl");
+    let missing = dir.join("no-such-dir/run.json");
+    let out = replay(
+        &fixture("keepalive-ethernet.pcap"),
+        &server.url,
+        &["--log", s(&log), "--report-json", s(&missing)],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(s(&missing)), "{err}");
+    assert!(server.seen.lock().unwrap().is_empty());
+    // Nothing left in the way of the next run.
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+
+    if capture_skipped() {
+        return;
+    }
+    let saved = dir.join("saved.pcap");
+    let out = run(&[
+        "mirror",
+        "-i",
+        "lo",
+        "--shadow",
+        &server.url,
+        "--save-pcap",
+        s(&saved),
+        "--log",
+        s(&missing),
+        "--duration",
+        "10ms",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(s(&missing)), "{err}");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+}
