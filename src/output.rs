@@ -439,6 +439,13 @@ impl Summary {
         })
     }
 
+    /// The error line for a failed output, `None` if it did not fail: `writing PATH: No
+    /// space left on device (os error 28); 460 WHAT`, `what` saying what the count is of.
+    pub fn failure(&self, what: &str) -> Option<String> {
+        let e = self.error.as_ref()?;
+        Some(format!("{e}; {} {what}", self.failed))
+    }
+
     /// The text report's line for this output: `log run.jsonl: 800 lines written`, and on a
     /// failure how many were not and why.
     pub fn text(&self, what: &str, unit: &str) -> String {

@@ -21,7 +21,7 @@ use crate::capture::PcapWriter;
 use crate::cli::{MirrorArgs, ReportFormat};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
-use crate::commands::replay::Outputs;
+use crate::commands::outputs::Outputs;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::output::{OutputError, Stream};
@@ -312,11 +312,8 @@ pub fn run_with_banner(
     // The report is out; now the outputs that failed, if any, say so (exit 1).
     out.flush()?;
     let mut written = outputs.commit_report(&report, log.as_ref(), err)?;
-    if let Some(e) = saved
-        .as_ref()
-        .and_then(|s| s.error.as_ref().map(|e| (e, s.failed)))
-    {
-        writeln!(err, "shadowtap: error: {}; {} packets not saved", e.0, e.1)?;
+    if let Some(line) = saved.as_ref().and_then(|s| s.failure("packets not saved")) {
+        writeln!(err, "shadowtap: error: {line}")?;
         written = false;
     }
     if !written {

@@ -11,7 +11,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,9 +18,9 @@ use serde_json::json;
 
 use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::{Progress, ReportFormat};
+use crate::commands::outputs::Outputs;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
-use crate::output::{OutputError, Staged, Stream};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::gate;
@@ -447,76 +446,6 @@ pub fn run(
     } else {
         status
     })
-}
-
-/// The files a replay or mirror writes besides stdout, created at the start: the `--log`
-/// stream and the `--report-json` report (staged, renamed into place at the end).
-pub(crate) struct Outputs {
-    pub(crate) log: Option<engine::SharedLog>,
-    report: Option<Staged>,
-}
-
-impl Outputs {
-    pub(crate) fn create(settings: &ReplaySettings) -> Result<Outputs, OutputError> {
-        // The report first: a log created before a failure would be in the next run's way.
-        let report = settings
-            .report_json
-            .as_deref()
-            .map(Staged::create)
-            .transpose()?;
-        let log = match &settings.log {
-            Some(path) => Some(Arc::new(Mutex::new(Stream::create(path, settings.force)?))),
-            None => None,
-        };
-        Ok(Outputs { log, report })
-    }
-
-    /// Removes what was created, for a run that stops before it starts.
-    pub(crate) fn abandon(self) {
-        if let Some(stream) = self.log.and_then(|l| Arc::into_inner(l)?.into_inner().ok()) {
-            stream.abandon();
-        }
-    }
-
-    /// Puts the `--report-json` file in place now (see [`Staged::place_now`]): `mirror
-    /// --user` does before dropping privileges, as the directory may be root's.
-    pub(crate) fn place_report_now(&mut self) -> Result<(), OutputError> {
-        self.report.as_mut().map_or(Ok(()), Staged::place_now)
-    }
-
-    /// What became of the `--log` stream (flushed now).
-    pub(crate) fn log_summary(&self) -> Option<crate::output::Summary> {
-        let log = self.log.as_ref()?;
-        let mut log = log.lock().ok()?;
-        Some(log.finish())
-    }
-
-    /// Writes the `--report-json` file, then says on `err` which outputs failed (`log`: the
-    /// log's summary); false if any did.
-    pub(crate) fn commit_report(
-        self,
-        report: &serde_json::Value,
-        log: Option<&crate::output::Summary>,
-        err: &mut dyn Write,
-    ) -> anyhow::Result<bool> {
-        let mut ok = true;
-        if let Some(e) = log.and_then(|l| l.error.as_ref().map(|e| (e, l.failed))) {
-            writeln!(
-                err,
-                "shadowtap: error: {}; {} log lines not written",
-                e.0, e.1
-            )?;
-            ok = false;
-        }
-        if let Some(staged) = self.report {
-            let text = serde_json::to_string_pretty(report).context("encoding the report")? + "\n";
-            if let Err(e) = staged.commit(text.as_bytes()) {
-                writeln!(err, "shadowtap: error: {e}")?;
-                ok = false;
-            }
-        }
-        Ok(ok)
-    }
 }
 
 /// The warning for requests not sent because the shadow is a production server (shared
