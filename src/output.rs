@@ -260,9 +260,10 @@ fn random() -> u64 {
 
 /// A stream output written record by record: bytes are buffered ([`STREAM_BUFFER`]) and go
 /// out at record boundaries ([`Stream::end_record`]), so the file always ends on a whole
-/// record. The first failed write stops the stream: the file is cut back to its last whole
-/// record, the error kept, and every record from then on counted as failed instead of
-/// written. Writing into it never fails ([`Write::write`] only buffers), so a full disk stops
+/// record. The first failed write stops the stream: the file keeps the records that fit
+/// whole and is cut back to the last of them, the error is kept, and every record from then
+/// on is counted as failed instead of written (the buffer holds at most [`STREAM_BUFFER`]
+/// plus one record). Writing into it never fails ([`Write::write`] only buffers), so a full disk stops
 /// the output, not the run; the caller reports [`Stream::summary`].
 pub struct Stream {
     /// None once a write failed.
