@@ -365,7 +365,7 @@ fn demo_writes_no_file_at_all() {
     });
     // Watched while it runs (the bundled capture was once written there and removed at the
     // end), within a bound.
-    let mut seen = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         seen.extend(tmp.names());
