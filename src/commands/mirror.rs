@@ -228,9 +228,18 @@ pub fn run_with_banner(
                 Next::Packet(frame) => frame,
             };
             counts.packets.fetch_add(1, Ordering::Relaxed);
-            // A failed write stops the saved capture, not the mirror: it is reported at the end.
+            // A failed write stops the saved capture, not the mirror: said once now, and in
+            // the report at the end.
             if let Some(w) = save.as_mut() {
+                let failed = w.stream().has_failed();
                 w.record(frame.ts, frame.data, frame.orig_len)?;
+                if !failed && w.stream().has_failed() {
+                    let e = w.stream().summary().error.unwrap_or_default();
+                    writeln!(
+                        err,
+                        "shadowtap: warning: {e}; saving stops, mirroring goes on"
+                    )?;
+                }
             }
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);

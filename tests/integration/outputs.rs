@@ -603,6 +603,10 @@ fn mirror_with_save_pcap_on_a_full_disk_reports_first_and_exits_1() {
     let json: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
     assert_eq!(schema_errors(&json), Vec::<String>::new());
     assert_eq!(json["counts"]["replayed"], 40, "the mirror went on");
+    assert!(
+        stderr.contains("saving stops, mirroring goes on"),
+        "said when it happened: {stderr}"
+    );
     let saved = &json["outputs"]["save_pcap"];
     assert!(saved["packets_failed"].as_u64().unwrap() > 0, "{saved}");
     assert!(
