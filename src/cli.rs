@@ -39,7 +39,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout (written whole, then renamed over PATH).
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }
@@ -176,13 +176,18 @@ pub struct ShadowArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// Also write the JSON report to this file.
+    /// Also write the JSON report to this file (written whole, then renamed over PATH).
     #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
 
     /// Write one JSON line per replayed exchange (both sides' status and timings) here.
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+
+    /// Replace an existing `--log` (or `--save-pcap`) file: it is unlinked (a symbolic link
+    /// itself, never its target) and created anew. Without it an existing path is refused.
+    #[arg(long)]
+    pub force: bool,
 
     /// Exit with 3 when a threshold is crossed, for example
     /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
@@ -242,7 +247,8 @@ pub struct CaptureArgs {
     #[command(flatten)]
     pub live: LiveArgs,
 
-    /// File to write (classic pcap, nanosecond timestamps; created readable by its owner only).
+    /// File to write (classic pcap, nanosecond timestamps; a new file readable by its owner
+    /// only).
     #[arg(long, short = 'w', value_name = "PATH")]
     pub write: PathBuf,
 
@@ -253,6 +259,12 @@ pub struct CaptureArgs {
     /// Start a new file (PATH.1, PATH.2, ...) when the current one reaches this size (`100MiB`).
     #[arg(long, value_name = "SIZE")]
     pub rotate_size: Option<String>,
+
+    /// Replace existing output files (PATH, and PATH.1, PATH.2, ... when rotating): each is
+    /// unlinked (a symbolic link itself, never its target) and created anew. Without it an
+    /// existing path is refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,8 +279,8 @@ pub struct MirrorArgs {
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub interval: String,
 
-    /// Also keep what was captured in this pcap file (created readable by its owner only), for
-    /// a later `replay`.
+    /// Also keep what was captured in this pcap file (a new file readable by its owner only),
+    /// for a later `replay`.
     #[arg(long, value_name = "PATH")]
     pub save_pcap: Option<PathBuf>,
 

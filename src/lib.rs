@@ -10,11 +10,15 @@
 //! commands     what the user asked for: inspect
 //! ```
 //!
+//! `output` creates every file written (new, mode 0600, never through a link) and counts
+//! failed writes, for `capture`'s pcap writer, `replay`'s log and the commands.
+//!
 //! Borrowed views (`Frame`, `Segment`, `StreamEvent`) never leave the decode loop; an
 //! [`http1::Exchange`] is owned and is what crosses to later stages. Every stage keeps its own
 //! counters, and every malformed input is counted by reason rather than dropped silently.
 
 pub mod counters;
+pub mod output;
 
 pub mod capture;
 pub mod http1;

@@ -89,11 +89,26 @@ pub struct ReplaySettings {
     pub format: ReportFormat,
     pub report_json: Option<PathBuf>,
     pub log: Option<PathBuf>,
+    /// `--force`: an existing `--log` or `--save-pcap` path is replaced rather than refused.
+    pub force: bool,
+    /// A capture held in memory (`demo`'s bundled one), read instead of opening `files`
+    /// (whose one name then only titles it).
+    pub bundled: Option<Bundled>,
     pub fail_if: Vec<crate::replay::gate::Condition>,
     /// What the report calls the input (the file names when None).
     pub title: Option<String>,
     pub progress: crate::cli::Progress,
     pub limits: Limits,
+}
+
+/// A capture file's bytes held in memory, read in place of a path.
+#[derive(Clone, Copy)]
+pub struct Bundled(pub &'static [u8]);
+
+impl std::fmt::Debug for Bundled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bundled({} bytes)", self.0.len())
+    }
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`.
@@ -249,6 +264,8 @@ impl ReplaySettings {
             format: args.format,
             report_json: args.report_json,
             log: args.log,
+            force: args.force,
+            bundled: None,
             fail_if: match &args.fail_if {
                 Some(text) => crate::replay::gate::parse(text)?,
                 None => Vec::new(),

@@ -10,6 +10,8 @@ mod fixtures;
 mod inspect;
 #[path = "integration/mirror.rs"]
 mod mirror;
+#[path = "integration/outputs.rs"]
+mod outputs;
 #[path = "integration/production.rs"]
 mod production;
 #[path = "integration/replay.rs"]

@@ -2,9 +2,12 @@
 //! length 262144), for `capture`, `--save-pcap` and test fixtures.
 //!
 //! Owns: the file and record header layout. Does not own: where the bytes go (any `Write`;
-//! wrap files in a `BufWriter`) or file permissions (S08 is the caller's).
+//! files are an [`crate::output::Stream`], which creates them safely and writes records whole).
 
 use std::io::{self, Write};
+use std::path::Path;
+
+use crate::output::{OutputError, Stream};
 
 use super::pcap::MAGIC_NANOS;
 use super::{LinkType, Timestamp};
@@ -75,6 +78,41 @@ impl<W: Write> PcapWriter<W> {
 
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+impl PcapWriter<Stream> {
+    /// A pcap file at `path`, created as a new 0600 file ([`crate::output::create_new`]; `force`
+    /// replaces an existing one).
+    pub fn create(path: &Path, link: LinkType, force: bool) -> Result<Self, OutputError> {
+        let stream = Stream::create(path, force)?;
+        // Writing into a stream only buffers: the header cannot fail here.
+        PcapWriter::new(stream, link).map_err(|e| OutputError::Io {
+            action: "writing",
+            path: path.to_path_buf(),
+            source: e,
+        })
+    }
+
+    /// Writes one record, whole or not at all: once a write to the file failed, records are
+    /// counted as not written ([`Stream::summary`]) and the caller decides whether to go on.
+    pub fn record(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+        self.write(ts, data, orig_len)?;
+        self.out.end_record();
+        Ok(())
+    }
+
+    /// Removes the file again (see [`Stream::abandon`]).
+    pub fn abandon(self) {
+        self.out.abandon();
+    }
+
+    pub fn stream(&self) -> &Stream {
+        &self.out
+    }
+
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.out
     }
 }
 

@@ -7,9 +7,8 @@
 //! the capture has ended. With `--count` the decode chain runs live instead, since it decides
 //! when to stop.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -19,22 +18,33 @@ use crate::cli::CaptureArgs;
 use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::Status;
 use crate::http1::Tracker;
+use crate::output::{OutputError, Stream, Summary};
 use crate::reassembly::Reassembler;
 use crate::settings::{parse_size, Limits};
 use crate::wire::Decoder;
 
-/// Output file permissions: captures hold production traffic (RELIABILITY.md S08).
-pub const FILE_MODE: u32 = 0o600;
+/// A pcap output file (`capture -w`, `mirror --save-pcap`): a new 0600 file, never through a
+/// link; an existing path is refused unless `force` (RELIABILITY.md S08).
+pub fn create(path: &Path, link: LinkType, force: bool) -> Result<PcapWriter<Stream>, OutputError> {
+    PcapWriter::create(path, link, force)
+}
 
-pub fn create(path: &Path, link: LinkType) -> anyhow::Result<PcapWriter<BufWriter<File>>> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    Ok(PcapWriter::new(BufWriter::new(file), link)?)
+/// Packets written and not written over every file of a capture, and the first error.
+#[derive(Default)]
+struct Written {
+    packets: u64,
+    failed: u64,
+    error: Option<String>,
+}
+
+impl Written {
+    fn add(&mut self, s: Summary) {
+        self.packets += s.written;
+        self.failed += s.failed;
+        if self.error.is_none() {
+            self.error = s.error;
+        }
+    }
 }
 
 pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
@@ -53,11 +63,27 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         }
     };
     let mut path = args.write.clone();
-    let mut writer = create(&path, live.link)?;
-    // Read back at the end to count the exchanges: opened now, while it is surely readable.
+    // A rotated file left by an earlier run is refused now, not when the capture reaches it.
+    let earlier = rotate
+        .filter(|_| !args.force)
+        .map(|_| rotated(&args.write, 1))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok());
+    let created = match earlier {
+        Some(p) => Err(OutputError::Exists { path: p }),
+        None => create(&path, live.link, args.force),
+    };
+    let mut writer = match created {
+        Ok(w) => w,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
+    };
+    // Read back at the end to count the exchanges: the same open file, not the path.
     // Not a regular file (`-w /dev/null`): nothing to read back.
-    let first = File::open(&path)
-        .ok()
+    let first = writer
+        .stream()
+        .try_clone_file()
         .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
     if let Some(user) = &args.live.user {
         if let Err(e) = drop_privileges(user) {
@@ -77,6 +103,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     let mut written = 24u64;
     let mut files = 1u32;
     let mut paths = vec![path.clone()];
+    let mut done = Written::default();
     let limits = Limits::default();
     let mut decoder = Decoder::new(limits.wire.clone());
     let mut reassembler = Reassembler::new(limits.reassembly.clone());
@@ -94,17 +121,30 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 Next::Packet(frame) => frame,
             };
             if rotate.is_some_and(|r| written >= r) {
-                writer.flush()?;
+                done.add(writer.stream_mut().finish());
+                if done.error.is_some() {
+                    break;
+                }
                 path = rotated(&args.write, files);
+                writer = match create(&path, link, args.force) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        done.error = Some(e.to_string());
+                        break;
+                    }
+                };
                 paths.push(path.clone());
                 files += 1;
-                writer = create(&path, link)?;
                 written = 24;
             }
-            writer.write(frame.ts, frame.data, frame.orig_len)?;
+            writer.record(frame.ts, frame.data, frame.orig_len)?;
             written += 16 + frame.data.len() as u64;
             packets += 1;
             bytes += frame.data.len() as u64;
+            // A full disk ends the capture: nothing more could be kept.
+            if writer.stream().has_failed() {
+                break;
+            }
             let Some(count) = args.count else { continue };
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);
@@ -115,7 +155,9 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         }
         reassembler.finish(&mut tracker);
     }
-    writer.flush()?;
+    if done.error.is_none() {
+        done.add(writer.stream_mut().finish());
+    }
     drop(writer);
     let drops = live.drops();
     let seconds = live.started.elapsed().as_secs_f64();
@@ -135,12 +177,23 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         drops.0,
         drops.1
     )?;
+    // The summary is out; a failed write of the capture is a runtime failure (exit 1).
+    if let Some(e) = done.error {
+        out.flush()?;
+        writeln!(
+            err,
+            "shadowtap: error: {e}; the capture stopped there ({} packets written, {} not)",
+            done.packets, done.failed
+        )?;
+        return Ok(Status::Failure);
+    }
     Ok(Status::Success)
 }
 
 /// The HTTP exchanges in the files written, read back in order: `first` is the first file,
 /// opened before privileges were dropped (it belongs to the user who started the capture).
-fn count_exchanges(first: File, rest: &[PathBuf], limits: &Limits) -> anyhow::Result<u64> {
+fn count_exchanges(mut first: File, rest: &[PathBuf], limits: &Limits) -> anyhow::Result<u64> {
+    first.rewind().context("reading the capture back")?;
     let mut readers = vec![CaptureReader::new(first, "capture".into())?];
     for path in rest {
         let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;

@@ -19,7 +19,7 @@ use crate::cli::ReportFormat;
 use crate::commands::{replay, Status};
 use crate::replay::request::{HostHeader, Rewrites};
 use crate::replay::select::Selection;
-use crate::settings::{Limits, ReplaySettings, Speed};
+use crate::settings::{Bundled, Limits, ReplaySettings, Speed};
 
 /// The bundled capture: 800 requests from 4 keep-alive clients to a small JSON API.
 const CAPTURE: &[u8] = include_bytes!("../../assets/demo.pcap");
@@ -135,8 +135,6 @@ fn start_server(v2: bool) -> anyhow::Result<SocketAddr> {
 
 pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
     let shadow = start_server(true)?;
-    let path = std::env::temp_dir().join(format!("shadowtap-demo-{}.pcap", std::process::id()));
-    std::fs::write(&path, CAPTURE).with_context(|| format!("writing {}", path.display()))?;
     writeln!(
         out,
         "demo: replaying a bundled capture of a small JSON API (800 requests, 4 clients) at {SPEED}x\n\
@@ -144,7 +142,9 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
          /api/users/{{id}} 500 for ids ending in 7, /api/cart 404.\n"
     )?;
     let settings = ReplaySettings {
-        files: vec![path.clone()],
+        // Read from memory: the demo writes no file (a predictable name in a shared
+        // temporary directory is one another user can prepare).
+        files: vec!["demo.pcap".into()],
         shadow,
         shadow_authority: shadow.to_string(),
         shadow_target: crate::replay::target::Target::new(
@@ -170,14 +170,14 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         format: ReportFormat::Text,
         report_json: None,
         log: None,
+        force: false,
+        bundled: Some(Bundled(CAPTURE)),
         fail_if: Vec::new(),
         title: Some("demo capture".into()),
         progress: crate::cli::Progress::Auto,
         limits: Limits::default(),
     };
-    let status = replay::run(&settings, out, err);
-    let _ = std::fs::remove_file(&path);
-    status
+    replay::run(&settings, out, err)
 }
 
 /// Requests each embedded client sends in `demo --live`.

@@ -9,8 +9,7 @@
 //! `X-Shadowtap-Replay` marker.
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,13 +18,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::capture::filter::BpfFilter;
-use crate::capture::{Frame, LinkType, Timestamp};
+use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs, ReportFormat};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
+use crate::commands::outputs::Outputs;
 use crate::commands::replay::ProductionTarget;
 use crate::commands::Status;
 use crate::http1::{Exchange, HttpCounters, Tracker};
+use crate::output::{OutputError, Stream};
 use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
@@ -122,27 +123,6 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    // Everything that needs privilege or a path is opened before `--user` drops privilege.
-    let mut save = match &args.save_pcap {
-        Some(path) => Some(create(path, live.link)?),
-        None => None,
-    };
-    let log = match &settings.log {
-        Some(path) => {
-            Some(BufWriter::new(File::create(path).map_err(|e| {
-                anyhow::anyhow!("creating {}: {e}", path.display())
-            })?))
-        }
-        None => None,
-    };
-    // Created now, written at the end (by then privileges may be gone).
-    let report_file = match &settings.report_json {
-        Some(path) => Some((
-            File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?,
-            path,
-        )),
-        None => None,
-    };
     let metrics = match args.metrics {
         Some(addr) => match TcpListener::bind(addr) {
             Ok(l) => Some(l),
@@ -153,9 +133,28 @@ pub fn run_with_banner(
         },
         None => None,
     };
+    // Everything that needs privilege or a path is opened before `--user` drops privilege;
+    // a path refused or not creatable stops the run before it starts.
+    let (mut save, mut outputs) =
+        match open_outputs(args.save_pcap.as_deref(), &settings, live.link) {
+            Ok(o) => o,
+            Err(e) => {
+                writeln!(err, "shadowtap: error: {e}")?;
+                return Ok(Status::BadInput);
+            }
+        };
+    let log = outputs.log.clone();
     if let Some(user) = &args.live.user {
-        if let Err(e) = drop_privileges(user) {
+        let dropped = outputs
+            .place_report_now()
+            .map_err(anyhow::Error::from)
+            .and_then(|()| drop_privileges(user));
+        if let Err(e) = dropped {
             writeln!(err, "shadowtap: error: {e:#}")?;
+            if let Some(save) = save {
+                save.abandon();
+            }
+            outputs.abandon();
             return Ok(Status::BadInput);
         }
     }
@@ -275,8 +274,18 @@ pub fn run_with_banner(
                 Next::Packet(frame) => frame,
             };
             counts.packets.fetch_add(1, Ordering::Relaxed);
+            // A failed write stops the saved capture, not the mirror: said once now, and in
+            // the report at the end.
             if let Some(w) = save.as_mut() {
-                w.write(frame.ts, frame.data, frame.orig_len)?;
+                let failed = w.stream().has_failed();
+                w.record(frame.ts, frame.data, frame.orig_len)?;
+                if !failed && w.stream().has_failed() {
+                    let e = w.stream().summary().error.unwrap_or_default();
+                    writeln!(
+                        err,
+                        "shadowtap: warning: {e}; saving stops, mirroring goes on"
+                    )?;
+                }
             }
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut tracker);
@@ -294,9 +303,7 @@ pub fn run_with_banner(
         reassembler.finish(&mut tracker);
         hand_over(tracker.counters(), &mut handed, &local, &counts);
     }
-    if let Some(w) = save.as_mut() {
-        w.flush()?;
-    }
+    let saved = save.as_mut().map(|w| w.stream_mut().finish());
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
     counts.interface_drops.store(i, Ordering::Relaxed);
@@ -320,12 +327,18 @@ pub fn run_with_banner(
         "interface_drops": capture.interface_drops,
         "own_traffic": capture.own_traffic,
     });
-    let verdicts = super::replay::fail_if(&settings, &mut report);
-    if let Some((mut file, path)) = report_file {
-        let text = serde_json::to_string_pretty(&report)?;
-        file.write_all((text + "\n").as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    let log = outputs.log_summary();
+    let mut files = serde_json::Map::new();
+    if let Some(log) = &log {
+        files.insert("log".into(), log.json("lines"));
     }
+    if let Some(saved) = &saved {
+        files.insert("save_pcap".into(), saved.json("packets"));
+    }
+    if !files.is_empty() {
+        report["outputs"] = serde_json::Value::Object(files);
+    }
+    let verdicts = super::replay::fail_if(&settings, &mut report);
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
@@ -344,8 +357,24 @@ pub fn run_with_banner(
                 capture.interface_drops,
                 capture.own_traffic
             )?;
+            if let Some(log) = &log {
+                writeln!(out, "{}", log.text("log", "lines"))?;
+            }
+            if let Some(saved) = &saved {
+                writeln!(out, "{}", saved.text("save-pcap", "packets"))?;
+            }
             super::replay::print_verdicts(&verdicts, out)?;
         }
+    }
+    // The report is out; now the outputs that failed, if any, say so (exit 1).
+    out.flush()?;
+    let mut written = outputs.commit_report(&report, log.as_ref(), err)?;
+    if let Some(line) = saved.as_ref().and_then(|s| s.failure("packets not saved")) {
+        writeln!(err, "shadowtap: error: {line}")?;
+        written = false;
+    }
+    if !written {
+        return Ok(Status::Failure);
     }
     if verdicts.iter().any(|v| v.crossed) {
         return Ok(Status::Threshold);
@@ -377,6 +406,28 @@ fn hand_over(
         for ((why, n), done) in lost.into_iter().zip(handed.iter_mut()) {
             l.skip_many(Skip::from(why), n - *done);
             *done = n;
+        }
+    }
+}
+
+/// The `--save-pcap` file and the replay outputs, created in that order; if a later one
+/// fails, the saved capture is removed again.
+fn open_outputs(
+    save_pcap: Option<&std::path::Path>,
+    settings: &ReplaySettings,
+    link: crate::capture::LinkType,
+) -> Result<(Option<PcapWriter<Stream>>, Outputs), OutputError> {
+    let save = match save_pcap {
+        Some(path) => Some(create(path, link, settings.force)?),
+        None => None,
+    };
+    match Outputs::create(settings) {
+        Ok(outputs) => Ok((save, outputs)),
+        Err(e) => {
+            if let Some(save) = save {
+                save.abandon();
+            }
+            Err(e)
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod inspect;
 pub mod live;
 pub mod mirror;
+mod outputs;
 pub mod replay;
 pub mod report;
 

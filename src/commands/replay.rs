@@ -9,8 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +20,7 @@ use serde_json::json;
 
 use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::{Progress, ReportFormat};
+use crate::commands::outputs::Outputs;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
 use crate::reassembly::{EventKind, Reassembler, StreamEvent, StreamSink};
@@ -30,7 +30,7 @@ use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::replay::target::{Guard, LocalAddrs};
 use crate::report::replay as render;
-use crate::settings::{ReplaySettings, Speed};
+use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
 
 /// Batches waiting for each replay shard (16 x 64 = 1,024 exchanges).
@@ -176,7 +176,7 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     let mut errors = Vec::new();
     let mut readers = Vec::new();
     for path in &settings.files {
-        match CaptureReader::open_with_limits(path, settings.limits.capture.clone()) {
+        match open_capture(settings, path) {
             Ok(r) => readers.push(r),
             Err(e) => errors.push(e.to_string()),
         }
@@ -224,6 +224,21 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     Fed {
         skipped: scheduler.skipped,
         errors,
+    }
+}
+
+/// Opens one capture: `path`, or the bundled capture held in memory (`demo`), which is read
+/// from there, so that nothing is written to a file first.
+fn open_capture(
+    settings: &ReplaySettings,
+    path: &std::path::Path,
+) -> Result<CaptureReader<Box<dyn std::io::Read + Send>>, crate::capture::OpenError> {
+    let limits = settings.limits.capture.clone();
+    match settings.bundled {
+        Some(Bundled(bytes)) => {
+            CaptureReader::with_limits(Box::new(bytes), path.display().to_string(), limits)
+        }
+        None => CaptureReader::open_with_limits(path, limits),
     }
 }
 
@@ -298,8 +313,7 @@ impl StreamSink for TargetServers<'_> {
 /// the replay itself to report.
 fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
     for path in settings.files.iter().filter(|p| p.as_os_str() != "-") {
-        let Ok(mut reader) = CaptureReader::open_with_limits(path, settings.limits.capture.clone())
-        else {
+        let Ok(mut reader) = open_capture(settings, path) else {
             continue;
         };
         let mut decoder = Decoder::new(settings.limits.wire.clone());
@@ -410,12 +424,16 @@ pub fn run(
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
     }
-    let log = match &settings.log {
-        Some(path) => Some(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
+    // Outputs are created before anything is sent: a path that is refused or cannot be
+    // created stops the run at once (exit 2), not after it.
+    let outputs = match Outputs::create(settings) {
+        Ok(o) => o,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
     };
+    let log = outputs.log.clone();
     let mut engine = Engine::start(engine::Config {
         shadow: settings.shadow,
         tls: settings.tls.clone(),
@@ -428,12 +446,15 @@ pub fn run(
         shards: None,
         unpaced: unpaced(settings),
     })?;
-    let total: u64 = settings
-        .files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = match settings.bundled {
+        Some(Bundled(bytes)) => bytes.len() as u64,
+        None => settings
+            .files
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum(),
+    };
     let live = engine.progress.clone();
     let read = AtomicU64::new(0);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -465,11 +486,11 @@ pub fn run(
     }
     warn_production_target(&stats, settings, err)?;
     let mut report = render::json(&stats);
-    let verdicts = fail_if(settings, &mut report);
-    if let Some(path) = &settings.report_json {
-        let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    let log = outputs.log_summary();
+    if let Some(log) = &log {
+        report["outputs"] = json!({"log": log.json("lines")});
     }
+    let verdicts = fail_if(settings, &mut report);
     match settings.format {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         ReportFormat::Text | ReportFormat::Html => {
@@ -486,13 +507,24 @@ pub fn run(
             );
             if settings.format == ReportFormat::Html {
                 write!(out, "{}", crate::report::html::page(&stats, &title))?;
-                return Ok(exit_status(&errors, &verdicts));
+            } else {
+                write!(out, "{}", render::text(&stats, &title))?;
+                if let Some(log) = &log {
+                    writeln!(out, "{}", log.text("log", "lines"))?;
+                }
+                print_verdicts(&verdicts, out)?;
             }
-            write!(out, "{}", render::text(&stats, &title))?;
-            print_verdicts(&verdicts, out)?;
         }
     }
-    Ok(exit_status(&errors, &verdicts))
+    // The report is out; now the outputs that failed, if any, say so (exit 1).
+    out.flush()?;
+    let written = outputs.commit_report(&report, log.as_ref(), err)?;
+    let status = exit_status(&errors, &verdicts);
+    Ok(if !written && status != Status::BadInput {
+        Status::Failure
+    } else {
+        status
+    })
 }
 
 /// Why the replay must not start: a target is a server in the capture files (decided before

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use anyhow::Context as _;
-
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::commands::Status;
 use crate::replay::stats::Stats;
@@ -48,8 +46,17 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
         }
     };
     match &args.output {
+        // Written whole beside the target and renamed over it: never through a link, and a
+        // failure leaves the previous file as it was.
         Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+            if let Err(e) = crate::output::write_atomic(path, text.as_bytes()) {
+                writeln!(err, "shadowtap: error: {e}")?;
+                // An unreadable input (exit 2) takes precedence.
+                return Ok(match status {
+                    Status::BadInput => status,
+                    _ => Status::Failure,
+                });
+            }
         }
         None => out.write_all(text.as_bytes())?,
     }

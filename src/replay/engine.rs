@@ -12,8 +12,6 @@
 //! capture must never wait).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::http1::Exchange;
+use crate::output::Stream;
 use crate::reassembly::FlowId;
 use crate::replay::client::{Answer, Client, Failure, Slot};
 use crate::replay::request::{self, Rewrites};
@@ -91,8 +90,8 @@ pub struct Config {
     /// The whole-exchange timeout.
     pub timeout: Duration,
     pub rewrites: Rewrites,
-    /// The `--log` file.
-    pub log: Option<BufWriter<File>>,
+    /// The `--log` file; the caller keeps a handle for its [`crate::output::Summary`].
+    pub log: Option<SharedLog>,
     /// Batches waiting per shard at most (what [`Engine::push`] waits on).
     pub queue: usize,
     /// Jobs waiting per shard at most for [`Engine::try_push`]: more are refused. Batches
@@ -146,10 +145,12 @@ impl Progress {
     }
 }
 
-/// The `--log` file: one JSON line per replayed exchange, written as exchanges complete.
-/// `None` without `--log`, so that no request takes the shared lock for nothing; the inner
-/// `None` once writing failed.
-type Log = Option<Arc<Mutex<Option<BufWriter<File>>>>>;
+/// The `--log` file: one JSON line per replayed exchange, written as exchanges complete. A
+/// failed write stops the log, not the replay; the stream counts the lines it could not write.
+pub type SharedLog = Arc<Mutex<Stream>>;
+
+/// `None` without `--log`, so that no request takes the shared lock for nothing.
+type Log = Option<SharedLog>;
 
 pub struct Engine {
     queues: Vec<mpsc::Sender<Vec<Timed>>>,
@@ -180,7 +181,7 @@ impl Engine {
             .clamp(1, MAX_SHARDS)
             .min(concurrency);
         let client = Client::new(config.shadow, config.tls);
-        let log: Log = config.log.map(|w| Arc::new(Mutex::new(Some(w))));
+        let log: Log = config.log;
         let figures: Vec<Arc<ShardProgress>> = (0..shards).map(|_| Arc::default()).collect();
         let progress = Arc::new(Progress {
             shards: figures.clone(),
@@ -390,10 +391,9 @@ impl Engine {
                 .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
         }
         let stats = snapshot(&self.stats);
-        if let Some(Ok(mut guard)) = self.log.as_ref().map(|l| l.lock()) {
-            if let Some(w) = guard.as_mut() {
-                w.flush().context("writing the log")?;
-            }
+        // A failed write is in the log's summary, which the caller reports.
+        if let Some(Ok(mut log)) = self.log.as_ref().map(|l| l.lock()) {
+            log.flush_records();
         }
         Ok((stats, self.client.tls_error()))
     }
@@ -676,10 +676,7 @@ async fn work(
 }
 
 fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failure>) {
-    let Some(Ok(mut guard)) = log.as_ref().map(|l| l.lock()) else {
-        return;
-    };
-    let Some(w) = guard.as_mut() else {
+    let Some(log) = log.as_ref() else {
         return;
     };
     // What replay writes is redacted (DESIGN.md "Redaction").
@@ -699,9 +696,9 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
             Err(f) => json!({"status": null, "ttfb_us": null, "total_us": null, "error": f.name()}),
         },
     });
-    if writeln!(w, "{line}").is_err() {
-        // A full disk stops the log, not the replay.
-        *guard = None;
+    let line = line.to_string();
+    if let Ok(mut log) = log.lock() {
+        log.line(line.as_bytes());
     }
 }
 
