@@ -157,6 +157,13 @@ pub struct ShadowArgs {
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub timeout: String,
 
+    /// How long the end of a run waits for the shadow: on SIGINT or SIGTERM (and for
+    /// `mirror`, at the end of `--duration`) what is still queued or in flight after this is
+    /// given up and counted (`dropped/shutdown`; the shadow error `shutdown`). A second signal
+    /// gives up at once.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub drain_timeout: String,
+
     /// Send requests even to an address that is a server in the capture (production).
     #[arg(long)]
     pub allow_production_target: bool,

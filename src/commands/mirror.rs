@@ -139,6 +139,15 @@ pub fn run_with_banner(
         shards: None,
         unpaced: false,
     })?;
+    // A signal ends the capture (the normal end of a run, seen by `live`); one that comes
+    // while the engine drains (a second one, or the first after --duration) ends the drain.
+    let shutdown = engine.shutdown();
+    let on_signal = shutdown.clone();
+    let _interrupts = super::Interrupts::watch(move |_, n| {
+        if n >= 2 || on_signal.draining() {
+            on_signal.cut();
+        }
+    })?;
     let counts = Arc::new(CaptureCounts::default());
     // What the capture thread counts itself: requests not replayed, by reason.
     let local = Arc::new(Mutex::new(Stats::default()));
@@ -251,7 +260,9 @@ pub fn run_with_banner(
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
     counts.interface_drops.store(i, Ordering::Relaxed);
-    // Requests already queued are sent and in-flight ones finish (each within --timeout).
+    // Requests already queued are sent and in-flight ones finish, until --drain-timeout:
+    // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
+    shutdown.drain(settings.drain_timeout);
     let (mut stats, tls_error) = engine.into_inner().finish()?;
     if let Ok(l) = local.lock() {
         stats.merge(&l);
@@ -272,6 +283,7 @@ pub fn run_with_banner(
         "own_traffic": capture.own_traffic,
     });
     let verdicts = super::replay::fail_if(&settings, &mut report);
+    let status = super::replay::outcome(&stats, &settings, &verdicts, err)?;
     if let Some((mut file, path)) = report_file {
         let text = serde_json::to_string_pretty(&report)?;
         file.write_all((text + "\n").as_bytes())
@@ -298,10 +310,7 @@ pub fn run_with_banner(
             super::replay::print_verdicts(&verdicts, out)?;
         }
     }
-    if verdicts.iter().any(|v| v.crossed) {
-        return Ok(Status::Threshold);
-    }
-    Ok(Status::Success)
+    Ok(status)
 }
 
 /// Counts `n` requests dropped because the engine's queue was full.
