@@ -1200,6 +1200,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_stop_drops_what_is_queued_and_a_cut_gives_up_what_is_in_flight() {
+        let t0 = Instant::now();
+        // A shadow that takes 10 s: nothing is answered before the cut.
+        let (addr, seen) = shadow(Duration::from_secs(10), t0).await;
+        let shutdown = Arc::new(Shutdown::new(1));
+        let shard = Shard {
+            client: Client::new(addr, None),
+            slots: 2,
+            timeout: Duration::from_secs(30),
+            rewrites: Arc::new(Rewrites {
+                host: HostHeader::Keep,
+                set: Vec::new(),
+                strip: Vec::new(),
+            }),
+            log: None,
+            progress: Arc::default(),
+            precise: false,
+            pending: Arc::default(),
+            shutdown: shutdown.clone(),
+            index: 0,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        // Ten connections' requests due now: two in flight, eight in the workers' queues;
+        // two more due in an hour, waited for by the dispatcher.
+        let mut batch: Vec<Timed> = (0..10).map(|i| job(i, "/now", Some(t0))).collect();
+        batch.extend((10..12).map(|i| job(i, "/later", Some(t0 + Duration::from_secs(3600)))));
+        tx.send(batch).await.unwrap();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let run = tokio::spawn(run_shard(rx, shard, stats.clone()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(seen.lock().unwrap().len(), 2, "two requests in flight");
+        // Stop: nothing more is sent, what is in flight may still finish.
+        shutdown.stop(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(stats.lock().unwrap().replayed, 0, "still in flight");
+        // Cut: what is in flight is given up.
+        shutdown.cut();
+        drop(tx);
+        run.await.unwrap();
+        let s = stats.lock().unwrap();
+        assert_eq!(s.replayed, 2);
+        assert_eq!(s.shadow.errors.get("shutdown"), Some(&2));
+        let dropped = s.skipped[&("dropped".to_string(), "shutdown".to_string())];
+        assert_eq!(
+            dropped, 10,
+            "eight queued at the workers, two waiting for their time"
+        );
+        assert_eq!(s.seen, 12);
+        assert_eq!(seen.lock().unwrap().len(), 2, "nothing else was sent");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn requests_leave_at_their_intended_times_when_the_shadow_keeps_up() {
         let (seen, stats) = run(
             4,
