@@ -181,7 +181,8 @@ pub struct ShadowArgs {
     pub log: Option<PathBuf>,
 
     /// Exit with 3 when a threshold is crossed, for example
-    /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
+    /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`; with 4 when one
+    /// cannot be evaluated (no samples, too few requests) or nothing was replayed.
     #[arg(long, value_name = "CONDITIONS")]
     pub fail_if: Option<String>,
 }

@@ -316,13 +316,14 @@ fn overload_drops_are_counted_by_reason_and_capture_keeps_up() {
         exchange(c, &burst, 100);
     }
     let (code, report, err) = m.stop("-INT", Duration::from_millis(500));
-    // Every request sent failed (the shadow never answers): a runtime failure.
-    assert_eq!(code, 1, "{err}");
     let counts = &report["counts"];
     assert_eq!(counts["seen"], 400, "{report}");
     let dropped = counts["dropped"]["queue_full"].as_u64().unwrap_or(0);
     assert!(dropped > 0, "{report}");
     let replayed = counts["replayed"].as_u64().unwrap();
+    // Every request sent failed (the shadow never answers): a runtime failure. (When the
+    // burst came in batches larger than the queue, nothing was sent: not representative.)
+    assert_eq!(code, if replayed > 0 { 1 } else { 4 }, "{err}");
     assert_eq!(replayed + dropped, 400, "{report}");
     // What was sent failed as shadow errors (timeouts, then the open circuit), not lost.
     let errors: u64 = report["shadow"]["errors"]
@@ -726,6 +727,8 @@ fn a_second_signal_ends_the_mirror_drain_at_once() {
         }
         thread::sleep(Duration::from_millis(10));
     }
+    // Time for the last packets to be captured, then the first signal: the normal end.
+    thread::sleep(Duration::from_millis(300));
     let pid = m.child.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     let (code, report, err) = m.stop("-INT", Duration::from_millis(300));

@@ -976,6 +976,10 @@ fn a_signal_stops_a_replay_with_its_report_marked_interrupted() {
         assert!(replayed >= 2, "{}", report["counts"]);
         assert_eq!(report["shadow"]["status"]["2xx"], replayed, "{report}");
         assert_eq!(log_lines(&log).len() as u64, replayed);
+        assert_eq!(
+            crate::support::schema::schema_errors(&report),
+            Vec::<String>::new()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
