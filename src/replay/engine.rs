@@ -10,6 +10,10 @@
 //! Each shard takes jobs from a bounded queue. [`Engine::push`] blocks when it is full
 //! (files: nothing is dropped); [`Engine::try_push`] gives the jobs back instead (live
 //! capture must never wait).
+//!
+//! A run is stopped through its [`Shutdown`]: within a drain deadline, with what is left
+//! counted (`dropped/shutdown` for what was still queued, the shadow error `shutdown` for
+//! what was cut in flight), never by waiting for the shadow without bound.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -242,8 +246,7 @@ impl Shutdown {
         let mut fut = std::pin::pin!(fut);
         loop {
             // Registered before the flag is read, so a wake-up between the two is not lost.
-            let notified = std::pin::pin!(self.wake[shard].notified());
-            let mut notified = notified;
+            let mut notified = std::pin::pin!(self.wake[shard].notified());
             notified.as_mut().enable();
             if until(self) {
                 return None;
