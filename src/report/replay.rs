@@ -229,7 +229,9 @@ pub fn text(stats: &Stats, title: &str) -> String {
         let _ = writeln!(
             o,
             "{:<18} {:>12} {:>12}   (status and ttfb kept, total left out)",
-            "bodies cut at cap", "-", s.truncated
+            format!("bodies cut {} MiB", crate::replay::client::MAX_DRAIN >> 20),
+            "-",
+            s.truncated
         );
     }
     for (name, hp, hs) in [("ttfb", &p.ttfb, &s.ttfb), ("total", &p.total, &s.total)] {
