@@ -168,6 +168,13 @@ pub struct ShadowArgs {
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub timeout: String,
 
+    /// How long the end of a run waits for the shadow: on SIGINT or SIGTERM (and for
+    /// `mirror`, at the end of `--duration`) what is still queued or in flight after this is
+    /// given up and counted (`dropped/shutdown`; the shadow error `shutdown`). A second signal
+    /// gives up at once.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub drain_timeout: String,
+
     /// Send requests even to an address that is a server in the capture (production).
     #[arg(long)]
     pub allow_production_target: bool,
@@ -190,7 +197,8 @@ pub struct ShadowArgs {
     pub force: bool,
 
     /// Exit with 3 when a threshold is crossed, for example
-    /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`.
+    /// `shadow.error_rate>0.01,shadow.ttfb_p99>1.2*production.ttfb_p99`; with 4 when one
+    /// cannot be evaluated (no samples, too few requests) or nothing was replayed.
     #[arg(long, value_name = "CONDITIONS")]
     pub fail_if: Option<String>,
 }

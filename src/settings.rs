@@ -85,6 +85,8 @@ pub struct ReplaySettings {
     pub rate: Option<f64>,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// `--drain-timeout`: how long the end of a run waits for the shadow.
+    pub drain_timeout: Duration,
     pub allow_production_target: bool,
     pub format: ReportFormat,
     pub report_json: Option<PathBuf>,
@@ -260,6 +262,8 @@ impl ReplaySettings {
             rate: args.rate,
             concurrency: args.concurrency,
             timeout: parse_duration(&args.timeout)?,
+            drain_timeout: parse_duration(&args.drain_timeout)
+                .map_err(|e| anyhow!("--drain-timeout: {e}"))?,
             allow_production_target: args.allow_production_target,
             format: args.format,
             report_json: args.report_json,

@@ -166,6 +166,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         rate: None,
         concurrency: 64,
         timeout: Duration::from_secs(5),
+        drain_timeout: Duration::from_secs(5),
         allow_production_target: false,
         format: ReportFormat::Text,
         report_json: None,

@@ -170,6 +170,15 @@ pub fn run_with_banner(
         shards: None,
         unpaced: false,
     })?;
+    // A signal ends the capture (the normal end of a run, seen by `live`); one that comes
+    // while the engine drains (a second one, or the first after --duration) ends the drain.
+    let shutdown = engine.shutdown();
+    let on_signal = shutdown.clone();
+    let _interrupts = super::Interrupts::watch(move |_, n| {
+        if n >= 2 || on_signal.draining() {
+            on_signal.cut();
+        }
+    })?;
     let counts = Arc::new(CaptureCounts::default());
     // What the capture thread counts itself: requests not replayed, by reason.
     let local = Arc::new(Mutex::new(Stats::default()));
@@ -307,7 +316,9 @@ pub fn run_with_banner(
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
     counts.interface_drops.store(i, Ordering::Relaxed);
-    // Requests already queued are sent and in-flight ones finish (each within --timeout).
+    // Requests already queued are sent and in-flight ones finish, until --drain-timeout:
+    // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
+    shutdown.drain(settings.drain_timeout);
     let (mut stats, tls_error) = engine.into_inner().finish()?;
     if let Ok(l) = local.lock() {
         stats.merge(&l);
@@ -339,6 +350,7 @@ pub fn run_with_banner(
         report["outputs"] = serde_json::Value::Object(files);
     }
     let verdicts = super::replay::fail_if(&settings, &mut report);
+    let mut status = super::replay::outcome(&stats, &settings, &verdicts, err)?;
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
@@ -374,12 +386,9 @@ pub fn run_with_banner(
         written = false;
     }
     if !written {
-        return Ok(Status::Failure);
+        status = Status::worst(status, Status::Failure);
     }
-    if verdicts.iter().any(|v| v.crossed) {
-        return Ok(Status::Threshold);
-    }
-    Ok(Status::Success)
+    Ok(status)
 }
 
 /// Adds the requests the HTTP tracker saw but never emitted (since the last call; `handed`

@@ -185,6 +185,7 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     let mut decoder = Decoder::new(settings.limits.wire.clone());
     let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
     let mut scheduler = Scheduler::new(settings);
+    let stopping = engine.shutdown();
     let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
         let ex = Box::new(ex);
         if scheduler.settings.speed == Speed::Max {
@@ -200,6 +201,11 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     });
     let mut since_update = 0u64;
     while let Some((_, frame)) = frames.next_frame() {
+        // Stopped by a signal: what was read is still accounted for below (whatever is
+        // selected but not sent is `dropped/shutdown`), the rest of the capture is not read.
+        if stopping.stopping() {
+            break;
+        }
         since_update += PCAP_RECORD_HEADER + frame.data.len() as u64;
         if since_update > PROGRESS_BYTES {
             read.fetch_add(since_update, Ordering::Relaxed);
@@ -367,6 +373,10 @@ impl<'a> Scheduler<'a> {
             self.skipped.skip(why);
             return;
         }
+        if engine.stopping() {
+            self.skipped.dropped("shutdown");
+            return;
+        }
         engine.push(Job {
             at: self.send_time(ex.request.first_ts),
             ex,
@@ -455,6 +465,17 @@ pub fn run(
             .map(|m| m.len())
             .sum(),
     };
+    // SIGINT or SIGTERM: nothing more is sent, what is in flight has --drain-timeout; a
+    // second signal gives that up too.
+    let shutdown = engine.shutdown();
+    let drain = settings.drain_timeout;
+    let interrupts = super::Interrupts::watch(move |_, n| {
+        if n == 1 {
+            shutdown.stop(drain);
+        } else {
+            shutdown.cut();
+        }
+    })?;
     let live = engine.progress.clone();
     let read = AtomicU64::new(0);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -476,6 +497,8 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("the capture reader stopped unexpectedly"))
     })?;
     let (mut stats, tls_error) = finished?;
+    let interrupted = interrupts.first();
+    drop(interrupts);
     stats.merge(&fed.skipped);
     let errors = fed.errors;
     for e in &errors {
@@ -486,11 +509,21 @@ pub fn run(
     }
     warn_production_target(&stats, settings, err)?;
     let mut report = render::json(&stats);
+    if let Some(signal) = interrupted {
+        report["interrupted"] = json!(signal.name());
+    }
     let log = outputs.log_summary();
     if let Some(log) = &log {
         report["outputs"] = json!({"log": log.json("lines")});
     }
     let verdicts = fail_if(settings, &mut report);
+    let mut status = outcome(&stats, settings, &verdicts, err)?;
+    if !errors.is_empty() {
+        status = Status::worst(status, Status::BadInput);
+    }
+    if let Some(signal) = interrupted {
+        status = Status::worst(status, Status::Interrupted(signal));
+    }
     match settings.format {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         ReportFormat::Text | ReportFormat::Html => {
@@ -499,12 +532,15 @@ pub fn run(
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            let title = format!(
+            let mut title = format!(
                 "shadowtap replay  {} -> http://{}   {}",
                 settings.title.clone().unwrap_or_else(|| files.join(" ")),
                 settings.shadow_authority,
                 pacing(settings)
             );
+            if let Some(signal) = interrupted {
+                title.push_str(&format!("   INTERRUPTED by {}", signal.name()));
+            }
             if settings.format == ReportFormat::Html {
                 write!(out, "{}", crate::report::html::page(&stats, &title))?;
             } else {
@@ -519,12 +555,10 @@ pub fn run(
     // The report is out; now the outputs that failed, if any, say so (exit 1).
     out.flush()?;
     let written = outputs.commit_report(&report, log.as_ref(), err)?;
-    let status = exit_status(&errors, &verdicts);
-    Ok(if !written && status != Status::BadInput {
-        Status::Failure
-    } else {
-        status
-    })
+    if !written {
+        status = Status::worst(status, Status::Failure);
+    }
+    Ok(status)
 }
 
 /// Why the replay must not start: a target is a server in the capture files (decided before
@@ -575,7 +609,13 @@ pub(crate) fn fail_if(
     if !verdicts.is_empty() {
         report["fail_if"] = json!(verdicts
             .iter()
-            .map(|v| json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed}))
+            .map(|v| {
+                let mut j = json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed});
+                if let Some(why) = &v.not_evaluated {
+                    j["not_evaluated"] = json!(why);
+                }
+                j
+            })
             .collect::<Vec<_>>());
     }
     verdicts
@@ -587,6 +627,10 @@ pub(crate) fn print_verdicts(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     for v in verdicts {
+        if let Some(why) = &v.not_evaluated {
+            writeln!(out, "fail-if {}: NOT EVALUATED ({why})", v.condition)?;
+            continue;
+        }
         let mark = if v.crossed { "CROSSED" } else { "ok" };
         writeln!(
             out,
@@ -597,15 +641,80 @@ pub(crate) fn print_verdicts(
     Ok(())
 }
 
-/// A runtime failure (unreadable input) takes precedence over a crossed threshold.
-fn exit_status(errors: &[String], verdicts: &[gate::Verdict]) -> Status {
-    if !errors.is_empty() {
-        Status::BadInput
-    } else if verdicts.iter().any(|v| v.crossed) {
-        Status::Threshold
-    } else {
-        Status::Success
+/// Below this share of the selected requests replayed (replayed / (replayed + dropped)), a
+/// run is not representative of the traffic (DESIGN.md "Exit codes": exit 4).
+pub(crate) const REPRESENTATIVE: f64 = 0.95;
+
+/// The exit status a replay or mirror run earned from its results (DESIGN.md "Exit codes";
+/// the caller adds unreadable inputs and signals), saying on `err` why when it is not 0 or 3.
+/// 1: every replayed request failed in transport (the shadow unreachable; requests cut by
+/// the drain deadline do not count either way). 4: a `--fail-if` condition could not be
+/// evaluated, nothing was replayed under `--fail-if`, or too much was dropped. 3: a condition
+/// crossed.
+pub(crate) fn outcome(
+    stats: &Stats,
+    settings: &ReplaySettings,
+    verdicts: &[gate::Verdict],
+    err: &mut dyn Write,
+) -> std::io::Result<Status> {
+    let mut status = Status::Success;
+    let errors = &stats.shadow.errors;
+    let cut = errors.get("shutdown").copied().unwrap_or(0);
+    let failed: u64 = errors.values().sum::<u64>() - cut;
+    if stats.replayed > cut && failed == stats.replayed - cut {
+        writeln!(
+            err,
+            "shadowtap: error: every request sent to the shadow failed ({failed}: {}); is {} reachable?",
+            errors
+                .iter()
+                .filter(|(k, n)| **n > 0 && *k != "shutdown")
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            settings.shadow_authority
+        )?;
+        status = Status::worst(status, Status::Failure);
     }
+    let dropped: u64 = stats
+        .skipped
+        .iter()
+        .filter(|((category, _), _)| category == "dropped")
+        .map(|(_, n)| n)
+        .sum();
+    let selected = stats.replayed + dropped;
+    if selected > 0 && (stats.replayed as f64) < REPRESENTATIVE * selected as f64 {
+        writeln!(
+            err,
+            "shadowtap: warning: not representative: {} of {selected} selected requests replayed, {dropped} dropped (below {:.0}%)",
+            stats.replayed,
+            100.0 * REPRESENTATIVE
+        )?;
+        status = Status::worst(status, Status::Inconclusive);
+    }
+    if stats.replayed == 0 {
+        if settings.fail_if.is_empty() {
+            writeln!(err, "shadowtap: warning: nothing was replayed")?;
+        } else {
+            writeln!(
+                err,
+                "shadowtap: warning: nothing was replayed, so --fail-if cannot pass"
+            )?;
+            status = Status::worst(status, Status::Inconclusive);
+        }
+    }
+    for v in verdicts {
+        if let Some(why) = &v.not_evaluated {
+            writeln!(
+                err,
+                "shadowtap: warning: --fail-if {} not evaluated: {why}",
+                v.condition
+            )?;
+            status = Status::worst(status, Status::Inconclusive);
+        } else if v.crossed {
+            status = Status::worst(status, Status::Threshold);
+        }
+    }
+    Ok(status)
 }
 
 #[cfg(test)]

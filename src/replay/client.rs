@@ -49,6 +49,9 @@ pub struct Answer {
     /// First request byte written to last response byte read.
     pub total: Duration,
     pub body_len: u64,
+    /// The body was cut at [`MAX_DRAIN`]: the status and `ttfb` are real, but `total` is not
+    /// the time to the last byte (and `body_len` not the body's length).
+    pub body_cut: bool,
 }
 
 /// Why an exchange with the shadow failed (DESIGN.md transport error kinds).
@@ -59,6 +62,8 @@ pub enum Failure {
     Reset,
     /// Not sent: the circuit breaker is open after repeated connect errors or timeouts.
     CircuitOpen,
+    /// Given up unanswered when the run's drain deadline passed (or a second signal came).
+    Shutdown,
     Other,
 }
 
@@ -69,6 +74,7 @@ impl Failure {
             Failure::Connect => "connect",
             Failure::Reset => "reset",
             Failure::CircuitOpen => "circuit_open",
+            Failure::Shutdown => "shutdown",
             Failure::Other => "other",
         }
     }
@@ -354,7 +360,7 @@ impl Client {
             .unwrap_or(written)
             .saturating_duration_since(written);
         buf.drain(..head_len);
-        let (body_len, reusable) = read_body(&mut conn.io, &mut buf, framing)
+        let body = read_body(&mut conn.io, &mut buf, framing)
             .await
             .map_err(|e| (classify(&e), true))?;
         let total = t0.elapsed();
@@ -367,9 +373,10 @@ impl Client {
                 status,
                 ttfb,
                 total,
-                body_len,
+                body_len: body.len,
+                body_cut: body.cut,
             },
-            reusable.then_some(conn),
+            body.reusable.then_some(conn),
         ))
     }
 }
@@ -439,21 +446,49 @@ fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
     HeadParse::Final(status, len, framing)
 }
 
-/// Reads (and discards) the body; returns its decoded length and whether the connection can
-/// be reused.
+/// What reading a response body found.
+struct Body {
+    /// Decoded bytes read (at most a read past [`MAX_DRAIN`]).
+    len: u64,
+    /// Whether the connection can carry the next request.
+    reusable: bool,
+    /// Whether reading stopped at [`MAX_DRAIN`] before the body's end.
+    cut: bool,
+}
+
+impl Body {
+    fn whole(len: u64, reusable: bool) -> Body {
+        Body {
+            len,
+            reusable,
+            cut: false,
+        }
+    }
+
+    /// Stopped at the cap: the connection, mid-body, cannot be reused.
+    fn cut(len: u64) -> Body {
+        Body {
+            len,
+            reusable: false,
+            cut: true,
+        }
+    }
+}
+
+/// Reads (and discards) the body, up to [`MAX_DRAIN`] bytes.
 async fn read_body(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
     framing: Framing,
-) -> io::Result<(u64, bool)> {
+) -> io::Result<Body> {
     match framing {
-        Framing::None => Ok((0, buf.is_empty())),
+        Framing::None => Ok(Body::whole(0, buf.is_empty())),
         Framing::Length(n) => {
             let mut seen = (buf.len() as u64).min(n);
             let extra = buf.len() as u64 > n;
             while seen < n {
                 if seen > MAX_DRAIN {
-                    return Ok((seen, false));
+                    return Ok(Body::cut(seen));
                 }
                 buf.clear();
                 let got = read_more(conn, buf).await?;
@@ -462,7 +497,7 @@ async fn read_body(
                 }
                 seen += got as u64;
             }
-            Ok((n, !extra && seen == n))
+            Ok(Body::whole(n, !extra && seen == n))
         }
         Framing::Chunked => {
             let mut chunked = Chunked::new();
@@ -472,10 +507,10 @@ async fn read_body(
                     .feed(buf, 16 * 1024, &mut |b| body += b.len() as u64)
                     .map_err(|_| io::Error::other("invalid chunked body"))?;
                 if chunked.done() {
-                    return Ok((body, used == buf.len()));
+                    return Ok(Body::whole(body, used == buf.len()));
                 }
                 if body > MAX_DRAIN {
-                    return Ok((body, false));
+                    return Ok(Body::cut(body));
                 }
                 buf.clear();
                 if read_more(conn, buf).await? == 0 {
@@ -488,8 +523,11 @@ async fn read_body(
             loop {
                 buf.clear();
                 let got = read_more(conn, buf).await?;
-                if got == 0 || body > MAX_DRAIN {
-                    return Ok((body, false));
+                if got == 0 {
+                    return Ok(Body::whole(body, false));
+                }
+                if body > MAX_DRAIN {
+                    return Ok(Body::cut(body));
                 }
                 body += got as u64;
             }

@@ -10,17 +10,22 @@
 //! Each shard takes jobs from a bounded queue. [`Engine::push`] blocks when it is full
 //! (files: nothing is dropped); [`Engine::try_push`] gives the jobs back instead (live
 //! capture must never wait).
+//!
+//! A run is stopped through its [`Shutdown`]: within a drain deadline, with what is left
+//! counted (`dropped/shutdown` for what was still queued, the shadow error `shutdown` for
+//! what was cut in flight), never by waiting for the shadow without bound.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -145,6 +150,161 @@ impl Progress {
     }
 }
 
+/// How a run is being stopped, shared by whoever stops it (a signal, the end of a live run),
+/// the shards and [`Engine::finish`].
+///
+/// Three steps, each including the ones before: a drain deadline is set ([`Shutdown::drain`]:
+/// what is queued is still sent until then); nothing more is sent ([`Shutdown::stop`]: what is
+/// queued is dropped and counted as `dropped/shutdown`); what is in flight is given up
+/// ([`Shutdown::cut`]: each such request counts as replayed, with the shadow error
+/// `shutdown`). [`Engine::finish`] cuts when the deadline passes, so a run always ends
+/// within it.
+pub struct Shutdown {
+    stop: AtomicBool,
+    cut: AtomicBool,
+    state: Mutex<Draining>,
+    changed: Condvar,
+    /// One per shard: wakes its tasks when `stop` or `cut` is set.
+    wake: Vec<Notify>,
+}
+
+/// The drain deadline, and the replay threads still running.
+struct Draining {
+    deadline: Option<std::time::Instant>,
+    running: usize,
+}
+
+impl Shutdown {
+    fn new(shards: usize) -> Shutdown {
+        Shutdown {
+            stop: AtomicBool::new(false),
+            cut: AtomicBool::new(false),
+            state: Mutex::new(Draining {
+                deadline: None,
+                running: shards,
+            }),
+            changed: Condvar::new(),
+            wake: (0..shards).map(|_| Notify::new()).collect(),
+        }
+    }
+
+    /// The drain ends `within` from now at the latest (an earlier deadline stays); until
+    /// then what is queued is still sent.
+    pub fn drain(&self, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        if let Ok(mut state) = self.state.lock() {
+            state.deadline = Some(state.deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.changed.notify_all();
+    }
+
+    /// Nothing more is sent: what is queued, now or later, is dropped (`dropped/shutdown`);
+    /// what is in flight has until `within` from now.
+    pub fn stop(&self, within: Duration) {
+        self.drain(within);
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// What is in flight is given up at once, and nothing more is sent.
+    pub fn cut(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut.store(true, Ordering::SeqCst);
+        self.wake_all();
+        self.changed.notify_all();
+    }
+
+    /// Whether a drain deadline is set.
+    pub fn draining(&self) -> bool {
+        self.state.lock().map_or(true, |s| s.deadline.is_some())
+    }
+
+    /// Whether nothing more is to be sent.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    fn wake_all(&self) {
+        for w in &self.wake {
+            w.notify_waiters();
+        }
+    }
+
+    /// Runs `fut` on shard `shard` unless `until` (one of [`Shutdown::stopping`] or
+    /// `is_cut`) becomes true first: then None.
+    async fn unless<F: Future>(
+        &self,
+        shard: usize,
+        until: fn(&Shutdown) -> bool,
+        fut: F,
+    ) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            // Registered before the flag is read, so a wake-up between the two is not lost.
+            let mut notified = std::pin::pin!(self.wake[shard].notified());
+            notified.as_mut().enable();
+            if until(self) {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                out = &mut fut => return Some(out),
+                () = notified => {}
+            }
+        }
+    }
+
+    /// A replay thread ended.
+    fn ended(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.running = state.running.saturating_sub(1);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits for every replay thread to end, cutting what is in flight once the drain
+    /// deadline (if any is set, now or while waiting) passes.
+    fn wait(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        while state.running > 0 {
+            let now = std::time::Instant::now();
+            state = match state.deadline {
+                Some(d) if now >= d && !self.is_cut() => {
+                    drop(state);
+                    self.cut();
+                    match self.state.lock() {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    }
+                }
+                Some(d) if now < d => match self.changed.wait_timeout(state, d - now) {
+                    Ok((s, _)) => s,
+                    Err(_) => return,
+                },
+                _ => match self.changed.wait(state) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+            };
+        }
+    }
+}
+
+/// Tells the [`Shutdown`] a replay thread ended, however it ends.
+struct Ended(Arc<Shutdown>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended();
+    }
+}
+
 /// The `--log` file: one JSON line per replayed exchange, written as exchanges complete. A
 /// failed write stops the log, not the replay; the stream counts the lines it could not write.
 pub type SharedLog = Arc<Mutex<Stream>>;
@@ -169,6 +329,7 @@ pub struct Engine {
     /// it is not counted as lateness.
     origin: Option<Instant>,
     pub progress: Arc<Progress>,
+    shutdown: Arc<Shutdown>,
 }
 
 impl Engine {
@@ -187,6 +348,7 @@ impl Engine {
             shards: figures.clone(),
         });
         let rewrites = Arc::new(config.rewrites);
+        let shutdown = Arc::new(Shutdown::new(shards));
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         let mut all_stats = Vec::new();
@@ -211,14 +373,18 @@ impl Engine {
                 progress: figures.clone(),
                 precise: true,
                 pending: waiting,
+                shutdown: shutdown.clone(),
+                index: i,
             };
             let stats = Arc::new(Mutex::new(Stats::default()));
             all_stats.push(stats.clone());
             let unpaced = config.unpaced;
             let ready = ready.clone();
+            let ended = Ended(shutdown.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("shadowtap-replay-{i}"))
                 .spawn(move || {
+                    let _ended = ended;
                     if unpaced {
                         as_batch_work();
                     }
@@ -247,7 +413,18 @@ impl Engine {
             log,
             origin: None,
             progress,
+            shutdown,
         })
+    }
+
+    /// The handle that stops this engine's run (from a signal handler's thread, say).
+    pub fn shutdown(&self) -> Arc<Shutdown> {
+        self.shutdown.clone()
+    }
+
+    /// Whether nothing more is to be sent ([`Shutdown::stop`]): a source stops reading.
+    pub fn stopping(&self) -> bool {
+        self.shutdown.stopping()
     }
 
     /// Now, as an offset for [`Job::at`]: a live source marks each request due the moment it
@@ -381,16 +558,29 @@ impl Engine {
     }
 
     /// Sends what is queued, waits for every exchange in flight, and returns the merged
-    /// statistics and the first TLS error.
+    /// statistics and the first TLS error. With a drain deadline set ([`Shutdown`]) it ends
+    /// by then: the batches not yet handed over are dropped if their queue is full, and
+    /// what is still queued or in flight at the deadline is dropped or cut.
     pub fn finish(mut self) -> anyhow::Result<(Stats, Option<String>)> {
-        self.flush();
+        let mut refused = 0;
+        if self.shutdown.draining() {
+            if let Err(n) = self.try_flush() {
+                refused = n;
+            }
+        } else {
+            self.flush();
+        }
         self.queues.clear();
+        self.shutdown.wait();
         for thread in self.threads {
             thread
                 .join()
                 .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
         }
-        let stats = snapshot(&self.stats);
+        let mut stats = snapshot(&self.stats);
+        for _ in 0..refused {
+            stats.dropped("shutdown");
+        }
         // A failed write is in the log's summary, which the caller reports.
         if let Some(Ok(mut log)) = self.log.as_ref().map(|l| l.lock()) {
             log.flush_records();
@@ -445,6 +635,9 @@ pub(crate) struct Shard {
     /// Jobs handed to this shard not yet given to a worker (the engine's count, decremented
     /// here).
     pub pending: Arc<Pending>,
+    pub shutdown: Arc<Shutdown>,
+    /// This shard's number, for [`Shutdown`]'s wake-ups.
+    pub index: usize,
 }
 
 /// tokio's timer wheel ticks every millisecond: without a precise timer, sleep to within
@@ -550,6 +743,7 @@ pub(crate) async fn run_shard(
             stats.clone(),
             shard.log.clone(),
             shard.progress.clone(),
+            (shard.shutdown.clone(), shard.index),
         ));
         workers.push(Worker {
             queue: tx,
@@ -569,12 +763,32 @@ pub(crate) async fn run_shard(
         None
     };
     let mut previous = None;
+    let (shutdown, me) = (&*shard.shutdown, shard.index);
+    // Counts a job that will not be sent: the run is stopping.
+    let drop_job = |bytes: usize| {
+        shard.pending.sub(1, bytes);
+        if let Ok(mut s) = stats.lock() {
+            s.dropped("shutdown");
+        }
+    };
     'jobs: while let Some(batch) = rx.recv().await {
         for job in batch {
+            if shutdown.stopping() {
+                drop_job(job.bytes);
+                continue;
+            }
             let intended = match job.intended {
                 Some(intended) => {
                     let spin = spin_before(intended, previous);
-                    wait_until(intended, shard.precise, timer.as_ref(), spin).await;
+                    let wait = wait_until(intended, shard.precise, timer.as_ref(), spin);
+                    if shutdown
+                        .unless(me, Shutdown::stopping, wait)
+                        .await
+                        .is_none()
+                    {
+                        drop_job(job.bytes);
+                        continue;
+                    }
                     previous = Some(intended);
                     intended
                 }
@@ -603,8 +817,17 @@ pub(crate) async fn run_shard(
             match workers[w].queue.try_send(work) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(work)) => {
-                    if workers[w].queue.send(work).await.is_err() {
-                        break 'jobs;
+                    let send = workers[w].queue.send(work);
+                    match shutdown.unless(me, Shutdown::stopping, send).await {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => break 'jobs,
+                        None => {
+                            // Taken off the pending count above already.
+                            workers[w].given -= 1;
+                            if let Ok(mut s) = stats.lock() {
+                                s.dropped("shutdown");
+                            }
+                        }
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => break 'jobs,
@@ -644,18 +867,31 @@ async fn work(
     stats: Arc<Mutex<Stats>>,
     log: Log,
     progress: Arc<ShardProgress>,
+    (shutdown, shard): (Arc<Shutdown>, usize),
 ) {
     let mut slot = Slot::default();
     let mut wire = Vec::new();
     let mut name = String::new();
     while let Some(Work { ex, intended }) = queue.recv().await {
+        if shutdown.stopping() {
+            if let Ok(mut s) = stats.lock() {
+                s.dropped("shutdown");
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         request::write(&ex, &rewrites, &mut wire);
         // Lateness is taken at the real send: waiting for a free worker or for the
         // connection's previous request counts, so nothing hides it.
         let late = Instant::now().saturating_duration_since(intended);
         progress.in_flight.fetch_add(1, Ordering::Relaxed);
         let is_head = ex.request.method.eq_ignore_ascii_case("HEAD");
-        let answer = client.exchange(&mut slot, &wire, is_head, timeout).await;
+        let exchange = client.exchange(&mut slot, &wire, is_head, timeout);
+        // Cut at the drain deadline: sent, so replayed, with the shadow error `shutdown`.
+        let answer = shutdown
+            .unless(shard, Shutdown::is_cut, exchange)
+            .await
+            .unwrap_or(Err(Failure::Shutdown));
         let production = ex
             .response
             .as_ref()
@@ -690,6 +926,11 @@ fn log_line(log: &Log, ex: &Exchange, route: &str, answer: &Result<Answer, Failu
             "status": ex.response.as_ref().map(|r| r.status),
             "ttfb_us": ex.ttfb_us(),
             "total_us": ex.total_us(),
+        },
+        // Anomalies of the exchange: `body_cut`, the shadow's body was cut at the drain cap.
+        "flags": match answer {
+            Ok(a) if a.body_cut => vec!["body_cut"],
+            _ => Vec::new(),
         },
         "shadow": match answer {
             Ok(a) => json!({"status": a.status, "ttfb_us": a.ttfb.as_micros() as u64, "total_us": a.total.as_micros() as u64, "error": null}),
@@ -782,6 +1023,8 @@ mod tests {
             progress: Arc::default(),
             precise: false,
             pending: Arc::default(),
+            shutdown: Arc::new(Shutdown::new(1)),
+            index: 0,
         };
         let (tx, rx) = mpsc::channel(4);
         let batch = jobs
@@ -954,6 +1197,58 @@ mod tests {
             .lateness
             .as_ref()
             .map_or(0, |h| h.value_at_percentile(percentile) / 1000)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_drops_what_is_queued_and_a_cut_gives_up_what_is_in_flight() {
+        let t0 = Instant::now();
+        // A shadow that takes 10 s: nothing is answered before the cut.
+        let (addr, seen) = shadow(Duration::from_secs(10), t0).await;
+        let shutdown = Arc::new(Shutdown::new(1));
+        let shard = Shard {
+            client: Client::new(addr, None),
+            slots: 2,
+            timeout: Duration::from_secs(30),
+            rewrites: Arc::new(Rewrites {
+                host: HostHeader::Keep,
+                set: Vec::new(),
+                strip: Vec::new(),
+            }),
+            log: None,
+            progress: Arc::default(),
+            precise: false,
+            pending: Arc::default(),
+            shutdown: shutdown.clone(),
+            index: 0,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        // Ten connections' requests due now: two in flight, eight in the workers' queues;
+        // two more due in an hour, waited for by the dispatcher.
+        let mut batch: Vec<Timed> = (0..10).map(|i| job(i, "/now", Some(t0))).collect();
+        batch.extend((10..12).map(|i| job(i, "/later", Some(t0 + Duration::from_secs(3600)))));
+        tx.send(batch).await.unwrap();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let run = tokio::spawn(run_shard(rx, shard, stats.clone()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(seen.lock().unwrap().len(), 2, "two requests in flight");
+        // Stop: nothing more is sent, what is in flight may still finish.
+        shutdown.stop(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(stats.lock().unwrap().replayed, 0, "still in flight");
+        // Cut: what is in flight is given up.
+        shutdown.cut();
+        drop(tx);
+        run.await.unwrap();
+        let s = stats.lock().unwrap();
+        assert_eq!(s.replayed, 2);
+        assert_eq!(s.shadow.errors.get("shutdown"), Some(&2));
+        let dropped = s.skipped[&("dropped".to_string(), "shutdown".to_string())];
+        assert_eq!(
+            dropped, 10,
+            "eight queued at the workers, two waiting for their time"
+        );
+        assert_eq!(s.seen, 12);
+        assert_eq!(seen.lock().unwrap().len(), 2, "nothing else was sent");
     }
 
     #[tokio::test(start_paused = true)]

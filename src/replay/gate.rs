@@ -5,6 +5,12 @@
 //! `ttfb_p50` .. `ttfb_p999`, `ttfb_max`, the same for `total`, or `errors`), or
 //! `mismatch.status`, or a number; the right side may be `FACTOR*TERM`. Latencies are in
 //! microseconds.
+//!
+//! A gate never passes on missing data: a condition whose operand has no value (no samples,
+//! a NaN) or too few requests behind it (a `pNN` needs 100 / (100 - NN) requests on its side,
+//! so `p99` 100, `p999` 1,000; `max` and `error_rate` one) is not evaluated, and the run
+//! exits 4 (DESIGN.md "Exit codes"). Counts (`requests`, `errors`, `mismatch.status`) need
+//! no minimum.
 
 use anyhow::{anyhow, bail};
 use serde_json::Value;
@@ -20,7 +26,13 @@ enum Op {
 #[derive(Clone, Debug, PartialEq)]
 enum Term {
     Number(f64),
-    Metric { path: Vec<String>, factor: f64 },
+    /// A value of the report at `path`, times `factor`; `min` is how many requests its side
+    /// must have for the value to mean something.
+    Metric {
+        path: Vec<String>,
+        factor: f64,
+        min: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +50,9 @@ pub struct Verdict {
     pub left: f64,
     pub right: f64,
     pub crossed: bool,
+    /// Why the condition could not be evaluated (then it is not crossed, and the run exits
+    /// 4); None when it was.
+    pub not_evaluated: Option<String>,
 }
 
 fn term(text: &str) -> anyhow::Result<Term> {
@@ -57,10 +72,11 @@ fn term(text: &str) -> anyhow::Result<Term> {
     let (side, name) = metric
         .split_once('.')
         .ok_or_else(|| anyhow!("{metric:?}: use SIDE.METRIC"))?;
-    let path: Vec<String> = match (side, name) {
-        ("mismatch", "status") => vec!["mismatch".into(), "status".into()],
-        ("production" | "shadow", "requests" | "error_rate") => vec![side.into(), name.into()],
-        ("shadow", "errors") => vec![side.into(), "errors".into()],
+    let (path, min): (Vec<String>, u64) = match (side, name) {
+        ("mismatch", "status") => (vec!["mismatch".into(), "status".into()], 0),
+        ("production" | "shadow", "requests") => (vec![side.into(), name.into()], 0),
+        ("production" | "shadow", "error_rate") => (vec![side.into(), name.into()], 1),
+        ("shadow", "errors") => (vec![side.into(), "errors".into()], 0),
         ("production" | "shadow", n) => {
             let (kind, q) = n
                 .split_once('_')
@@ -70,11 +86,27 @@ fn term(text: &str) -> anyhow::Result<Term> {
             {
                 bail!("unknown metric {metric:?}");
             }
-            vec![side.into(), format!("{kind}_us"), q.into()]
+            (
+                vec![side.into(), format!("{kind}_us"), q.into()],
+                minimum(q),
+            )
         }
         _ => bail!("unknown metric {metric:?}"),
     };
-    Ok(Term::Metric { path, factor })
+    Ok(Term::Metric { path, factor, min })
+}
+
+/// Requests a quantile needs on its side: with fewer than 100 / (100 - NN), a `pNN` is only
+/// the largest value seen.
+fn minimum(quantile: &str) -> u64 {
+    match quantile {
+        "p50" => 2,
+        "p90" => 10,
+        "p95" => 20,
+        "p99" => 100,
+        "p999" => 1000,
+        _ => 1,
+    }
 }
 
 /// Parses the comma-separated conditions of `--fail-if`.
@@ -99,32 +131,47 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Condition>> {
         .collect()
 }
 
-fn value(report: &Value, t: &Term) -> Option<f64> {
-    match t {
-        Term::Number(n) => Some(*n),
-        Term::Metric { path, factor } => {
+/// A term's value, or why it has none.
+fn value(report: &Value, t: &Term) -> Result<f64, String> {
+    let n = match t {
+        Term::Number(n) => *n,
+        Term::Metric { path, factor, min } => {
+            let name = path.join(".");
+            let requests = report[path[0].as_str()]["requests"].as_u64().unwrap_or(0);
+            if path[0] != "mismatch" && requests < *min {
+                return Err(format!(
+                    "{name}: {requests} requests, fewer than the {min} it needs"
+                ));
+            }
             let mut v = report;
             for p in path {
-                v = v.get(p)?;
+                v = v
+                    .get(p)
+                    .ok_or_else(|| format!("{name}: not in the report"))?;
             }
             let n = if let Some(obj) = v.as_object() {
                 obj.values().filter_map(Value::as_f64).sum()
             } else {
-                v.as_f64()?
+                v.as_f64().ok_or_else(|| format!("{name}: no samples"))?
             };
-            Some(n * factor)
+            n * factor
         }
+    };
+    if n.is_nan() {
+        return Err("an operand is not a number".into());
     }
+    Ok(n)
 }
 
-/// Evaluates every condition; a metric with no value (no data) never crosses.
+/// Evaluates every condition. One whose operands do not both have a value is not crossed
+/// but marked not evaluated: missing data never passes a gate silently.
 pub fn evaluate(conditions: &[Condition], report: &Value) -> Vec<Verdict> {
     conditions
         .iter()
         .map(|c| {
             let (l, r) = (value(report, &c.left), value(report, &c.right));
-            let crossed = match (l, r) {
-                (Some(l), Some(r)) => match c.op {
+            let crossed = match (&l, &r) {
+                (Ok(l), Ok(r)) => match c.op {
                     Op::Gt => l > r,
                     Op::Ge => l >= r,
                     Op::Lt => l < r,
@@ -132,11 +179,16 @@ pub fn evaluate(conditions: &[Condition], report: &Value) -> Vec<Verdict> {
                 },
                 _ => false,
             };
+            let not_evaluated = match (&l, &r) {
+                (Err(why), _) | (_, Err(why)) => Some(why.clone()),
+                _ => None,
+            };
             Verdict {
                 condition: c.text.clone(),
                 left: l.unwrap_or(f64::NAN),
                 right: r.unwrap_or(f64::NAN),
                 crossed,
+                not_evaluated,
             }
         })
         .collect()
@@ -148,8 +200,8 @@ mod tests {
     use serde_json::json;
 
     fn report() -> Value {
-        json!({"production": {"error_rate": 0.0, "ttfb_us": {"p99": 1000}},
-               "shadow": {"error_rate": 0.05, "ttfb_us": {"p99": 1300}, "errors": {"timeout": 2, "reset": 1}},
+        json!({"production": {"requests": 1000, "error_rate": 0.0, "ttfb_us": {"p99": 1000}},
+               "shadow": {"requests": 1000, "error_rate": 0.05, "ttfb_us": {"p99": 1300}, "errors": {"timeout": 2, "reset": 1}},
                "mismatch": {"status": 4}})
     }
 
@@ -176,8 +228,43 @@ mod tests {
     }
 
     #[test]
-    fn missing_data_never_crosses() {
+    fn missing_data_is_never_a_pass() {
+        // No samples behind the percentile: not crossed, and marked not evaluated.
         let c = parse("shadow.total_p99>0").unwrap();
-        assert!(!evaluate(&c, &report())[0].crossed);
+        let v = &evaluate(&c, &report())[0];
+        assert!(!v.crossed);
+        assert!(v.not_evaluated.is_some(), "{v:?}");
+    }
+
+    #[test]
+    fn conditions_without_enough_data_or_with_nan_are_not_evaluated() {
+        let report = |requests: u64| {
+            json!({"production": {"requests": requests, "error_rate": 0.0, "ttfb_us": {"p99": 1000, "max": 1000}},
+                   "shadow": {"requests": requests, "error_rate": 0.5, "ttfb_us": {"p99": 900, "max": 900}, "errors": {}},
+                   "mismatch": {"status": 0}})
+        };
+        let verdicts = |text: &str, requests| evaluate(&parse(text).unwrap(), &report(requests));
+        // p99 needs 100 requests on its side; max and error_rate one; counts none.
+        let small = verdicts(
+            "shadow.ttfb_p99>1,shadow.ttfb_max>1,shadow.error_rate>0.1,shadow.requests<5,mismatch.status>0",
+            99,
+        );
+        let evaluated: Vec<bool> = small.iter().map(|v| v.not_evaluated.is_none()).collect();
+        assert_eq!(evaluated, [false, true, true, true, true], "{small:?}");
+        assert!(small[0]
+            .not_evaluated
+            .as_deref()
+            .unwrap()
+            .contains("99 requests"));
+        assert!(small[0].not_evaluated.as_deref().unwrap().contains("100"));
+        assert!(verdicts("shadow.ttfb_p99>1", 100)[0].crossed);
+        // Nothing replayed: rates have no value either.
+        assert!(verdicts("shadow.error_rate>0.1", 0)[0]
+            .not_evaluated
+            .is_some());
+        assert!(verdicts("shadow.requests<1", 0)[0].crossed);
+        // A NaN operand is no value.
+        let nan = verdicts("shadow.error_rate>NaN", 10);
+        assert!(!nan[0].crossed && nan[0].not_evaluated.is_some(), "{nan:?}");
     }
 }

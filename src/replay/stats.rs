@@ -36,6 +36,9 @@ pub struct Side {
     /// Responses by class: index 1 = 1xx ... 5 = 5xx.
     pub status: [u64; 6],
     pub errors: BTreeMap<String, u64>,
+    /// Answers whose body was cut at the client's drain cap (shadow only): their status and
+    /// `ttfb` count, their `total` (not the time to the last byte) is left out.
+    pub truncated: u64,
     pub ttfb: Histogram<u64>,
     pub total: Histogram<u64>,
 }
@@ -46,6 +49,7 @@ impl Default for Side {
             requests: 0,
             status: [0; 6],
             errors: BTreeMap::new(),
+            truncated: 0,
             ttfb: histogram(),
             total: histogram(),
         }
@@ -173,7 +177,11 @@ impl Stats {
                 Ok(a) => {
                     side.status(a.status);
                     Side::latency(&mut side.ttfb, a.ttfb.as_micros() as u64);
-                    Side::latency(&mut side.total, a.total.as_micros() as u64);
+                    if a.body_cut {
+                        side.truncated += 1;
+                    } else {
+                        Side::latency(&mut side.total, a.total.as_micros() as u64);
+                    }
                 }
                 Err(f) => {
                     *side.errors.entry(f.name().into()).or_default() += 1;
@@ -209,6 +217,7 @@ impl Side {
         for (k, n) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += n;
         }
+        self.truncated += other.truncated;
         // Every histogram here grows as needed (saved ones too, once read), so adding cannot
         // fail.
         let _ = self.ttfb.add(&other.ttfb);
@@ -362,6 +371,7 @@ mod tests {
             ttfb: Duration::from_millis(1),
             total: Duration::from_millis(2),
             body_len: 0,
+            body_cut: false,
         };
         s.replayed(
             "GET /a",

@@ -131,6 +131,7 @@ mod tests {
                 ttfb: Duration::from_millis(ms),
                 total: Duration::from_millis(ms + 1),
                 body_len: 1,
+                body_cut: false,
             };
             s.replayed(
                 "GET /<x>",

@@ -272,6 +272,7 @@ mod tests {
             ttfb: Duration::from_millis(ttfb_ms),
             total: Duration::from_millis(total_ms),
             body_len: 0,
+            body_cut: false,
         })
     }
 
@@ -556,6 +557,7 @@ mod tests {
                         ttfb: Duration::from_micros(v),
                         total: Duration::from_micros(v),
                         body_len: 0,
+                        body_cut: false,
                     }),
                     TIMEOUT,
                 );

@@ -67,8 +67,10 @@ fn side_json(side: &Side, with_errors: bool) -> Value {
             "connect": side.errors.get("connect").copied().unwrap_or(0),
             "reset": side.errors.get("reset").copied().unwrap_or(0),
             "circuit_open": side.errors.get("circuit_open").copied().unwrap_or(0),
+            "shutdown": side.errors.get("shutdown").copied().unwrap_or(0),
             "other": side.errors.get("other").copied().unwrap_or(0),
         });
+        v["truncated"] = json!(side.truncated);
     }
     v
 }
@@ -223,6 +225,15 @@ pub fn text(stats: &Stats, title: &str) -> String {
             format!("({detail})")
         }
     );
+    if s.truncated > 0 {
+        let _ = writeln!(
+            o,
+            "{:<18} {:>12} {:>12}   (status and ttfb kept, total left out)",
+            format!("bodies cut {} MiB", crate::replay::client::MAX_DRAIN >> 20),
+            "-",
+            s.truncated
+        );
+    }
     for (name, hp, hs) in [("ttfb", &p.ttfb, &s.ttfb), ("total", &p.total, &s.total)] {
         for (_, label, q) in PERCENTILES.iter().chain([("max", "max", 100.0)].iter()) {
             let (a, b) = (hp.value_at_percentile(*q), hs.value_at_percentile(*q));
@@ -334,6 +345,7 @@ fn side_from(v: &Value) -> anyhow::Result<Side> {
             }
         }
     }
+    side.truncated = count(&v["truncated"]);
     side.ttfb = histogram_from(v["histograms"]["ttfb"].as_str())?;
     side.total = histogram_from(v["histograms"]["total"].as_str())?;
     Ok(side)
@@ -421,6 +433,7 @@ mod tests {
                 ttfb: Duration::from_millis(ms),
                 total: Duration::from_millis(ms + 1),
                 body_len: 10,
+                body_cut: false,
             })
         };
         for i in 0..100u64 {

@@ -27,6 +27,8 @@ pub(crate) enum Behaviour {
     Huge,
     /// Sends the response one byte every 100 ms.
     Trickle,
+    /// Holds each request this many milliseconds, then answers 200.
+    Slow(u64),
 }
 
 /// A shadow that records every request it reads, byte for byte.
@@ -96,6 +98,13 @@ fn serve(conn: TcpStream, behaviour: Behaviour, record: &Mutex<Vec<Vec<u8>>>) {
                     if writer.write_all(&block).is_err() {
                         return;
                     }
+                }
+            }
+            Behaviour::Slow(ms) => {
+                thread::sleep(Duration::from_millis(ms));
+                let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if writer.write_all(resp.as_bytes()).is_err() {
+                    return;
                 }
             }
             Behaviour::Trickle => {
@@ -257,12 +266,18 @@ fn a_refused_connection_is_a_connect_error_not_a_lost_request() {
         .local_addr()
         .unwrap()
         .port();
-    let (code, report, _) = replay(
+    let (code, report, err) = replay(
         &["keepalive-ethernet.pcap"],
         &format!("http://127.0.0.1:{port}"),
         &["--speed", "max"],
     );
-    assert_eq!(code, 0);
+    // Every replayed request failed: the shadow is unreachable, a runtime failure (exit 1),
+    // with the report still printed.
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("every request sent to the shadow failed"),
+        "{err}"
+    );
     assert_eq!(report["shadow"]["errors"]["connect"], 3, "{report}");
     assert_eq!(report["shadow"]["requests"], 3);
     assert_accounted(&report);
@@ -915,4 +930,241 @@ fn the_http_memory_budget_is_a_flag_and_what_it_refuses_is_counted() {
         .expect("running shadowtap");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--http-memcap"));
+}
+
+#[test]
+fn a_gate_without_the_data_to_decide_exits_4() {
+    let s = shadow(Behaviour::Answer(200));
+    // Three requests: a p99 needs 100 behind it.
+    let (code, report, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--fail-if", "shadow.ttfb_p99>1000000"],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        report["fail_if"][0]["not_evaluated"].is_string(),
+        "{report}"
+    );
+    assert_eq!(report["fail_if"][0]["crossed"], false);
+    // A NaN operand is no value either; and an unevaluated condition outranks a crossed one.
+    let (code, _, _) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &[
+            "--speed",
+            "max",
+            "--fail-if",
+            "shadow.requests>0,shadow.error_rate>NaN",
+        ],
+    );
+    assert_eq!(code, 4);
+    // Nothing replayed under a gate: 4, even though the condition on a count holds.
+    let (code, report, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &[
+            "--speed",
+            "max",
+            "--sample",
+            "0",
+            "--fail-if",
+            "shadow.errors>0",
+        ],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("nothing was replayed"), "{err}");
+    assert_accounted(&report);
+    // Without a gate, nothing replayed is only a warning.
+    let (code, _, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--sample", "0"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing was replayed"), "{err}");
+    // Enough data, nothing crossed: 0.
+    let (code, _, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--fail-if", "shadow.ttfb_max>60000000"],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Runs `replay` on the demo capture in the background: its process and the path of its log.
+fn replay_in_background(
+    shadow_url: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, PathBuf) {
+    let demo = format!("{}/assets/demo.pcap", env!("CARGO_MANIFEST_DIR"));
+    let log = dir.join("replay.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["replay", &demo, "--shadow", shadow_url, "--format", "json"])
+        .args([
+            "--speed",
+            "max",
+            "--concurrency",
+            "2",
+            "--progress",
+            "never",
+        ])
+        .args(["--log", log.to_str().unwrap()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn replay");
+    (child, log)
+}
+
+/// Waits (a bounded while) until the shadow holds `n` requests.
+fn wait_for_requests(seen: &Mutex<Vec<Vec<u8>>>, n: usize) {
+    for _ in 0..1000 {
+        if seen.lock().unwrap().len() >= n {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the shadow never got {n} requests");
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([name, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits for `child` to end, at most `cap` (a hang guard): exit code, stdout, stderr.
+fn wait_capped(child: std::process::Child, cap: Duration) -> (i32, String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(cap)
+        .expect("the run must end")
+        .expect("waiting for the run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every line of the log is whole JSON, one per replayed exchange.
+fn log_lines(log: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "log cut mid-line: {text:?}"
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn a_signal_stops_a_replay_with_its_report_marked_interrupted() {
+    for (name, code, label) in [("-INT", 130, "SIGINT"), ("-TERM", 143, "SIGTERM")] {
+        // Each request held 1.5 s, two at a time: most of the capture is still queued.
+        let s = shadow(Behaviour::Slow(1500));
+        let dir =
+            std::env::temp_dir().join(format!("shadowtap-int-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (child, log) = replay_in_background(&s.url, &dir, &[]);
+        wait_for_requests(&s.seen, 2);
+        signal(&child, name);
+        let (got, out, err) = wait_capped(child, Duration::from_secs(30));
+        assert_eq!(got, code, "{err}");
+        let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(report["interrupted"], label, "{report}");
+        let shutdown = report["counts"]["dropped"]["shutdown"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(shutdown > 0, "{}", report["counts"]);
+        assert_accounted(&report);
+        // The requests in flight were drained (the default 5 s is enough for 1.5 s): answered.
+        let replayed = report["counts"]["replayed"].as_u64().unwrap();
+        assert!(replayed >= 2, "{}", report["counts"]);
+        assert_eq!(report["shadow"]["status"]["2xx"], replayed, "{report}");
+        assert_eq!(log_lines(&log).len() as u64, replayed);
+        assert_eq!(
+            crate::support::schema::schema_errors(&report),
+            Vec::<String>::new()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn a_second_signal_gives_up_the_drain_at_once_and_still_reports() {
+    // Requests held 20 s and a drain deadline of a minute: only the second signal can end
+    // the run before the hang guard.
+    let s = shadow(Behaviour::Slow(20_000));
+    let dir = std::env::temp_dir().join(format!("shadowtap-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (child, log) = replay_in_background(&s.url, &dir, &["--drain-timeout", "60s"]);
+    wait_for_requests(&s.seen, 2);
+    signal(&child, "-TERM");
+    thread::sleep(Duration::from_millis(200));
+    signal(&child, "-TERM");
+    let (code, out, err) = wait_capped(child, Duration::from_secs(15));
+    assert_eq!(code, 143, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["interrupted"], "SIGTERM");
+    // The two in flight were cut: sent, so replayed, with the shadow error `shutdown`.
+    assert_eq!(report["shadow"]["errors"]["shutdown"], 2, "{report}");
+    assert_eq!(report["counts"]["replayed"], 2, "{}", report["counts"]);
+    assert!(
+        report["counts"]["dropped"]["shutdown"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert_accounted(&report);
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines.iter().all(|l| l["shadow"]["error"] == "shutdown"),
+        "{lines:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_shadow_body_cut_at_the_drain_cap_is_counted_and_flagged() {
+    // 100 MB bodies: read up to the 10 MiB cap, then the connection is cut.
+    let s = shadow(Behaviour::Huge);
+    let dir = std::env::temp_dir().join(format!("shadowtap-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("cut.jsonl");
+    let (code, report, err) = replay(
+        &["keepalive-ethernet.pcap"],
+        &s.url,
+        &["--speed", "max", "--log", log.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["shadow"]["truncated"], 3, "{report}");
+    // The status counts; the time to a last byte never read does not.
+    assert_eq!(report["shadow"]["status"]["2xx"], 3, "{report}");
+    assert!(report["shadow"]["ttfb_us"]["p50"].is_u64(), "{report}");
+    assert!(report["shadow"]["total_us"]["p50"].is_null(), "{report}");
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["flags"] == serde_json::json!(["body_cut"])),
+        "{lines:?}"
+    );
+    assert_eq!(
+        crate::support::schema::schema_errors(&report),
+        Vec::<String>::new()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
