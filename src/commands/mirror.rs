@@ -500,12 +500,7 @@ fn status_line(
         seen: stats.seen,
         replayed: stats.replayed,
     };
-    let dropped: u64 = stats
-        .skipped
-        .iter()
-        .filter(|((category, _), _)| category == "dropped")
-        .map(|(_, n)| n)
-        .sum();
+    let dropped = stats.dropped_total();
     format!(
         "{:.0} req/s seen, {:.0}/s sent ({} sent in all); production {}; shadow {}; dropped {}, kernel drops {}",
         seen_rate,

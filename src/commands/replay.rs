@@ -675,12 +675,7 @@ pub(crate) fn outcome(
         )?;
         status = Status::worst(status, Status::Failure);
     }
-    let dropped: u64 = stats
-        .skipped
-        .iter()
-        .filter(|((category, _), _)| category == "dropped")
-        .map(|(_, n)| n)
-        .sum();
+    let dropped = stats.dropped_total();
     let selected = stats.replayed + dropped;
     if selected > 0 && (stats.replayed as f64) < REPRESENTATIVE * selected as f64 {
         writeln!(

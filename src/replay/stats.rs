@@ -133,6 +133,15 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// Requests selected but not sent, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.skipped
+            .iter()
+            .filter(|((category, _), _)| category == "dropped")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn late(&mut self, by: Duration) {
         let h = self.lateness.get_or_insert_with(histogram);
         Side::latency(h, by.as_micros() as u64);
