@@ -12,6 +12,8 @@ mod inspect;
 mod mirror;
 #[path = "integration/replay.rs"]
 mod replay;
+#[path = "integration/saved_report.rs"]
+mod saved_report;
 #[path = "integration/segmentation.rs"]
 mod segmentation;
 #[path = "integration/tap.rs"]

@@ -7,4 +7,5 @@ pub mod html;
 pub mod prometheus;
 pub mod redact;
 pub mod replay;
+pub mod saved;
 pub mod summary;
