@@ -10,6 +10,8 @@ mod fixtures;
 mod inspect;
 #[path = "integration/mirror.rs"]
 mod mirror;
+#[path = "integration/privileges.rs"]
+mod privileges;
 #[path = "integration/replay.rs"]
 mod replay;
 #[path = "integration/saved_report.rs"]

@@ -122,7 +122,7 @@ pub fn run_with_banner(
         None => None,
     };
     if let Some(user) = &args.live.user {
-        if let Err(e) = drop_privileges(user) {
+        if let Err(e) = drop_privileges(user, err) {
             writeln!(err, "shadowtap: error: {e:#}")?;
             return Ok(Status::BadInput);
         }
