@@ -4,6 +4,7 @@
 
 pub mod exchange;
 pub mod html;
+pub mod metrics_server;
 pub mod prometheus;
 pub mod redact;
 pub mod replay;
