@@ -327,29 +327,8 @@ impl Client {
         let written = Instant::now();
         let mut buf = std::mem::take(&mut conn.buf);
         buf.clear();
-        let mut first_byte: Option<Instant> = None;
-        // Read heads until a final (non-1xx) one.
-        let (status, head_len, framing) = loop {
-            let n = read_more(&mut conn.io, &mut buf)
-                .await
-                .map_err(|e| (classify(&e), first_byte.is_some()))?;
-            if n == 0 {
-                return Err((Failure::Reset, first_byte.is_some()));
-            }
-            first_byte.get_or_insert_with(Instant::now);
-            match parse_head(&buf, head) {
-                HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
-                HeadParse::Partial => continue,
-                HeadParse::Invalid => return Err((Failure::Other, true)),
-                HeadParse::Interim(len) => {
-                    buf.drain(..len);
-                    if let HeadParse::Final(s, l, f) = parse_head(&buf, head) {
-                        break (s, l, f);
-                    }
-                }
-                HeadParse::Final(s, l, f) => break (s, l, f),
-            }
-        };
+        let (status, head_len, framing, first_byte) =
+            read_head(&mut conn.io, &mut buf, head).await?;
         let ttfb = first_byte
             .unwrap_or(written)
             .saturating_duration_since(written);
@@ -374,6 +353,37 @@ impl Client {
     }
 }
 
+/// Reads response heads into `buf` until a final (non-1xx) one: its status, length and body
+/// framing, and when its first byte arrived. The error says whether any byte was read.
+pub(crate) async fn read_head(
+    conn: &mut Box<dyn Io>,
+    buf: &mut Vec<u8>,
+    head: bool,
+) -> Result<(u16, usize, Framing, Option<Instant>), (Failure, bool)> {
+    let mut first_byte: Option<Instant> = None;
+    loop {
+        let n = read_more(conn, buf)
+            .await
+            .map_err(|e| (classify(&e), first_byte.is_some()))?;
+        if n == 0 {
+            return Err((Failure::Reset, first_byte.is_some()));
+        }
+        first_byte.get_or_insert_with(Instant::now);
+        match parse_head(buf, head) {
+            HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
+            HeadParse::Partial => continue,
+            HeadParse::Invalid => return Err((Failure::Other, true)),
+            HeadParse::Interim(len) => {
+                buf.drain(..len);
+                if let HeadParse::Final(s, l, f) = parse_head(buf, head) {
+                    return Ok((s, l, f, first_byte));
+                }
+            }
+            HeadParse::Final(s, l, f) => return Ok((s, l, f, first_byte)),
+        }
+    }
+}
+
 /// Reads what is there into the spare capacity of `buf` (no zeroing), at most a chunk.
 async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
@@ -381,7 +391,7 @@ async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usiz
 }
 
 #[derive(Debug)]
-enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -441,7 +451,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
 
 /// Reads (and discards) the body; returns its decoded length and whether the connection can
 /// be reused.
-async fn read_body(
+pub(crate) async fn read_body(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
     framing: Framing,
