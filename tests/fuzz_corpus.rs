@@ -4,7 +4,8 @@
 //!
 //! The seeds are made by `regenerate_corpus` (ignored; run it with
 //! `cargo test --test fuzz_corpus -- --ignored regenerate_corpus`) from the fixtures and from
-//! the scripts below, so they can be re-created and reviewed.
+//! the scripts below, so they can be re-created and reviewed; it overwrites its own files and
+//! keeps the others (inputs the fuzzer found, named for what they exercise).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -343,9 +344,6 @@ fn regenerate_corpus() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), bytes).unwrap();
     };
-    for target in TARGETS {
-        let _ = std::fs::remove_dir_all(corpus.join(target));
-    }
     for (name, bytes) in fixtures() {
         write("capture_file", &name, &bytes);
         write("pipeline", &name, &bytes);

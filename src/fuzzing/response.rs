@@ -64,10 +64,8 @@ pub fn replay_response(data: &[u8]) {
     let read = async {
         let mut buf = Vec::new();
         let (status, len, framing, _) = read_head(&mut conn, &mut buf, head).await.ok()?;
-        assert!(
-            len <= buf.len() && (100..=999).contains(&status),
-            "{status} {len}"
-        );
+        // httparse takes any three digits, 000 included.
+        assert!(len <= buf.len() && status <= 999, "{status} {len}");
         buf.drain(..len);
         let body = read_body(&mut conn, &mut buf, framing).await.ok()?;
         Some(body)
