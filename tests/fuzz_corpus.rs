@@ -324,6 +324,13 @@ fn responses() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
+            "two-interims-in-one-read",
+            with(
+                0x1e,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
+        ),
+        (
             "head",
             with(0x1f, b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"),
         ),

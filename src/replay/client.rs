@@ -355,6 +355,8 @@ impl Client {
 
 /// Reads response heads into `buf` until a final (non-1xx) one: its status, length and body
 /// framing, and when its first byte arrived. The error says whether any byte was read.
+/// What is already in `buf` is parsed before reading more: several interim responses can
+/// arrive in one read, and waiting for more then would wait until the timeout.
 pub(crate) async fn read_head(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
@@ -362,22 +364,20 @@ pub(crate) async fn read_head(
 ) -> Result<(u16, usize, Framing, Option<Instant>), (Failure, bool)> {
     let mut first_byte: Option<Instant> = None;
     loop {
-        let n = read_more(conn, buf)
-            .await
-            .map_err(|e| (classify(&e), first_byte.is_some()))?;
-        if n == 0 {
-            return Err((Failure::Reset, first_byte.is_some()));
-        }
-        first_byte.get_or_insert_with(Instant::now);
         match parse_head(buf, head) {
             HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
-            HeadParse::Partial => continue,
+            HeadParse::Partial => {
+                let n = read_more(conn, buf)
+                    .await
+                    .map_err(|e| (classify(&e), first_byte.is_some()))?;
+                if n == 0 {
+                    return Err((Failure::Reset, first_byte.is_some()));
+                }
+                first_byte.get_or_insert_with(Instant::now);
+            }
             HeadParse::Invalid => return Err((Failure::Other, true)),
             HeadParse::Interim(len) => {
                 buf.drain(..len);
-                if let HeadParse::Final(s, l, f) = parse_head(buf, head) {
-                    return Ok((s, l, f, first_byte));
-                }
             }
             HeadParse::Final(s, l, f) => return Ok((s, l, f, first_byte)),
         }
