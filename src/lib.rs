@@ -28,6 +28,9 @@ pub mod wire;
 
 pub mod report;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub mod cli;
 pub mod commands;
 pub mod settings;

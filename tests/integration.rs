@@ -12,10 +12,14 @@ mod inspect;
 mod mirror;
 #[path = "integration/outputs.rs"]
 mod outputs;
+#[path = "integration/privileges.rs"]
+mod privileges;
 #[path = "integration/production.rs"]
 mod production;
 #[path = "integration/replay.rs"]
 mod replay;
+#[path = "integration/saved_report.rs"]
+mod saved_report;
 #[path = "integration/segmentation.rs"]
 mod segmentation;
 #[path = "integration/tap.rs"]

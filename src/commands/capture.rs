@@ -86,7 +86,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         .try_clone_file()
         .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
     if let Some(user) = &args.live.user {
-        if let Err(e) = drop_privileges(user) {
+        if let Err(e) = drop_privileges(user, err) {
             writeln!(err, "shadowtap: error: {e:#}")?;
             return Ok(Status::BadInput);
         }

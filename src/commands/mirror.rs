@@ -9,7 +9,7 @@
 //! `X-Shadowtap-Replay` marker.
 
 use std::cell::RefCell;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,8 +33,8 @@ use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
 use crate::replay::target::{probe_frame, Guard, LocalAddrs};
-use crate::report::prometheus;
 use crate::report::replay as render;
+use crate::report::{metrics_server, prometheus};
 use crate::settings::{parse_duration, ReplaySettings};
 use crate::wire::Decoder;
 
@@ -148,7 +148,7 @@ pub fn run_with_banner(
         let dropped = outputs
             .place_report_now()
             .map_err(anyhow::Error::from)
-            .and_then(|()| drop_privileges(user));
+            .and_then(|()| drop_privileges(user, err));
         if let Err(e) = dropped {
             writeln!(err, "shadowtap: error: {e:#}")?;
             if let Some(save) = save {
@@ -184,9 +184,13 @@ pub fn run_with_banner(
     let local = Arc::new(Mutex::new(Stats::default()));
     if let Some(listener) = metrics {
         let (shards, local, counts) = (engine.stats_handle(), local.clone(), counts.clone());
-        std::thread::Builder::new()
-            .name("shadowtap-metrics".into())
-            .spawn(move || serve_metrics(listener, shards, local, counts))?;
+        metrics_server::spawn(listener, metrics_server::Limits::default(), move || {
+            let mut stats = engine::snapshot(&shards);
+            if let Ok(l) = local.lock() {
+                stats.merge(&l);
+            }
+            prometheus::exposition(&stats, &counts.prometheus())
+        })?;
     }
     write!(out, "{banner}")?;
     out.flush()?;
@@ -511,47 +515,4 @@ fn status_line(
         dropped,
         counts.kernel_drops.load(Ordering::Relaxed)
     )
-}
-
-/// Largest request head the metrics endpoint reads.
-const METRICS_MAX_REQUEST: usize = 8 * 1024;
-
-/// Serves `GET /metrics` (Prometheus text format) until the process ends; one connection at
-/// a time, each bounded in size and time.
-fn serve_metrics(
-    listener: TcpListener,
-    shards: Vec<Arc<Mutex<Stats>>>,
-    local: Arc<Mutex<Stats>>,
-    counts: Arc<CaptureCounts>,
-) {
-    for conn in listener.incoming() {
-        let Ok(mut conn) = conn else {
-            continue;
-        };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-        let mut head = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < METRICS_MAX_REQUEST {
-            match conn.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let wanted = head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?");
-        let response = if wanted {
-            let mut stats = engine::snapshot(&shards);
-            if let Ok(l) = local.lock() {
-                stats.merge(&l);
-            }
-            let body = prometheus::exposition(&stats, &counts.prometheus());
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-        } else {
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-        };
-        let _ = conn.write_all(response.as_bytes());
-    }
 }

@@ -7,14 +7,31 @@ use crate::cli::{ReportArgs, ReportFormat};
 use crate::commands::Status;
 use crate::replay::stats::Stats;
 use crate::report::replay as render;
+use crate::report::saved::MAX_REPORT_BYTES;
+
+/// A saved report's bytes, refused past [`MAX_REPORT_BYTES`] without reading further: the
+/// file is as untrusted as a capture.
+fn read_bounded(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        anyhow::bail!(
+            "larger than {} MiB, more than any report",
+            MAX_REPORT_BYTES >> 20
+        );
+    }
+    Ok(bytes)
+}
 
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
     let mut merged = Stats::default();
     let mut status = Status::Success;
     let mut read = 0;
     for path in &args.files {
-        let parsed = std::fs::read(path)
-            .map_err(anyhow::Error::from)
+        let parsed = read_bounded(path)
             .and_then(|bytes| {
                 serde_json::from_slice::<serde_json::Value>(&bytes).map_err(anyhow::Error::from)
             })

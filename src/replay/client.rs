@@ -333,29 +333,8 @@ impl Client {
         let written = Instant::now();
         let mut buf = std::mem::take(&mut conn.buf);
         buf.clear();
-        let mut first_byte: Option<Instant> = None;
-        // Read heads until a final (non-1xx) one.
-        let (status, head_len, framing) = loop {
-            let n = read_more(&mut conn.io, &mut buf)
-                .await
-                .map_err(|e| (classify(&e), first_byte.is_some()))?;
-            if n == 0 {
-                return Err((Failure::Reset, first_byte.is_some()));
-            }
-            first_byte.get_or_insert_with(Instant::now);
-            match parse_head(&buf, head) {
-                HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
-                HeadParse::Partial => continue,
-                HeadParse::Invalid => return Err((Failure::Other, true)),
-                HeadParse::Interim(len) => {
-                    buf.drain(..len);
-                    if let HeadParse::Final(s, l, f) = parse_head(&buf, head) {
-                        break (s, l, f);
-                    }
-                }
-                HeadParse::Final(s, l, f) => break (s, l, f),
-            }
-        };
+        let (status, head_len, framing, first_byte) =
+            read_head(&mut conn.io, &mut buf, head).await?;
         let ttfb = first_byte
             .unwrap_or(written)
             .saturating_duration_since(written);
@@ -381,6 +360,37 @@ impl Client {
     }
 }
 
+/// Reads response heads into `buf` until a final (non-1xx) one: its status, length and body
+/// framing, and when its first byte arrived. The error says whether any byte was read.
+/// What is already in `buf` is parsed before reading more: several interim responses can
+/// arrive in one read, and waiting for more then would wait until the timeout.
+pub(crate) async fn read_head(
+    conn: &mut Box<dyn Io>,
+    buf: &mut Vec<u8>,
+    head: bool,
+) -> Result<(u16, usize, Framing, Option<Instant>), (Failure, bool)> {
+    let mut first_byte: Option<Instant> = None;
+    loop {
+        match parse_head(buf, head) {
+            HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
+            HeadParse::Partial => {
+                let n = read_more(conn, buf)
+                    .await
+                    .map_err(|e| (classify(&e), first_byte.is_some()))?;
+                if n == 0 {
+                    return Err((Failure::Reset, first_byte.is_some()));
+                }
+                first_byte.get_or_insert_with(Instant::now);
+            }
+            HeadParse::Invalid => return Err((Failure::Other, true)),
+            HeadParse::Interim(len) => {
+                buf.drain(..len);
+            }
+            HeadParse::Final(s, l, f) => return Ok((s, l, f, first_byte)),
+        }
+    }
+}
+
 /// Reads what is there into the spare capacity of `buf` (no zeroing), at most a chunk.
 async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
@@ -388,7 +398,7 @@ async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usiz
 }
 
 #[derive(Debug)]
-enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -447,13 +457,13 @@ fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
 }
 
 /// What reading a response body found.
-struct Body {
+pub(crate) struct Body {
     /// Decoded bytes read (at most a read past [`MAX_DRAIN`]).
-    len: u64,
+    pub(crate) len: u64,
     /// Whether the connection can carry the next request.
-    reusable: bool,
+    pub(crate) reusable: bool,
     /// Whether reading stopped at [`MAX_DRAIN`] before the body's end.
-    cut: bool,
+    pub(crate) cut: bool,
 }
 
 impl Body {
@@ -476,7 +486,7 @@ impl Body {
 }
 
 /// Reads (and discards) the body, up to [`MAX_DRAIN`] bytes.
-async fn read_body(
+pub(crate) async fn read_body(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
     framing: Framing,

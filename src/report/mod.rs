@@ -4,7 +4,9 @@
 
 pub mod exchange;
 pub mod html;
+pub mod metrics_server;
 pub mod prometheus;
 pub mod redact;
 pub mod replay;
+pub mod saved;
 pub mod summary;

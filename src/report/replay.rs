@@ -8,9 +8,9 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
 use anyhow::{anyhow, bail, Context as _};
-use hdrhistogram::serialization::Deserializer;
 
 use crate::replay::stats::{Route, Side, Stats};
+use crate::report::saved;
 
 /// The percentiles reported, with their JSON keys and text labels.
 const PERCENTILES: &[(&str, &str, f64)] = &[
@@ -315,15 +315,7 @@ pub fn text(stats: &Stats, title: &str) -> String {
 
 fn histogram_from(text: Option<&str>) -> anyhow::Result<Histogram<u64>> {
     let text = text.ok_or_else(|| anyhow!("a histogram is missing"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .context("a histogram is not base64")?;
-    let mut h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| anyhow!("a histogram does not decode: {e:?}"))?;
-    // Read at the size it was saved with; merging may need it larger.
-    h.auto(true);
-    Ok(h)
+    saved::histogram(text)
 }
 
 fn count(v: &Value) -> u64 {
@@ -373,7 +365,15 @@ pub fn from_json(v: &Value) -> anyhow::Result<Stats> {
     stats.production = side_from(&v["production"]).context("production")?;
     stats.shadow = side_from(&v["shadow"]).context("shadow")?;
     stats.mismatch = count(&v["mismatch"]["status"]);
-    for m in v["mismatches"].as_array().into_iter().flatten() {
+    let mismatches = v["mismatches"].as_array().map_or(&[][..], Vec::as_slice);
+    if mismatches.len() > saved::MAX_MISMATCHES {
+        bail!(
+            "{} mismatch kinds, more than the {} a report lists",
+            mismatches.len(),
+            saved::MAX_MISMATCHES
+        );
+    }
+    for m in mismatches {
         let (Some(route), Some(p), Some(s)) = (
             m["route"].as_str(),
             m["production"].as_u64(),
@@ -385,7 +385,15 @@ pub fn from_json(v: &Value) -> anyhow::Result<Stats> {
             .mismatches
             .insert((route.to_string(), p as u16, s as u16), count(&m["count"]));
     }
-    for r in v["routes"].as_array().into_iter().flatten() {
+    let routes = v["routes"].as_array().map_or(&[][..], Vec::as_slice);
+    if routes.len() > saved::MAX_ROUTES {
+        bail!(
+            "{} routes, more than the {} a report holds",
+            routes.len(),
+            saved::MAX_ROUTES
+        );
+    }
+    for r in routes {
         let name = r["route"]
             .as_str()
             .ok_or_else(|| anyhow!("a route has no name"))?;

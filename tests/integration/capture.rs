@@ -62,7 +62,11 @@ fn capture_lo(file: &std::path::Path, port: &str, args: &[&str]) -> std::process
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
+    // `--user` says it dropped privileges first.
+    while line.is_empty() || line.contains("dropped privileges") {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+    }
     assert!(line.contains("capturing on lo"), "{line}");
     child
 }

@@ -117,7 +117,11 @@ pub(super) fn mirror_on(interface: &str, args: &[&str]) -> Mirror {
         .expect("spawn mirror");
     let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
-    reader.read_line(&mut first).expect("read stderr");
+    // `--user` says it dropped privileges first.
+    while first.is_empty() || first.contains("dropped privileges") {
+        first.clear();
+        reader.read_line(&mut first).expect("read stderr");
+    }
     assert!(first.contains("mirroring "), "{first}");
     let stderr = Arc::new(Mutex::new(first));
     let rest = stderr.clone();
