@@ -12,6 +12,21 @@ use crate::wire::SeqNumber;
 /// hold more memory than the caps say.
 const CHUNK_OVERHEAD: usize = 64;
 
+#[cfg(test)]
+thread_local! {
+    /// Chunks looked at (found, walked or removed) on this thread: what the cost tests count.
+    pub(super) static VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` chunks looked at (tests only; compiles to nothing otherwise).
+#[inline]
+fn visit(n: u64) {
+    #[cfg(test)]
+    VISITS.with(|v| v.set(v.get() + n));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
 /// Where events go: the sink and what every event of this call shares.
 pub(super) struct Out<'s, S> {
     pub sink: &'s mut S,
@@ -70,7 +85,12 @@ pub(super) struct Half {
     base: Option<SeqNumber>,
     /// The next offset to deliver: everything below it has been delivered or declared a gap.
     pub next: u64,
+    /// Disjoint: every byte held is in at most one chunk.
     chunks: BTreeMap<u64, Chunk>,
+    /// Chunks, the first apart, that do not start where the chunk before them ends: with the
+    /// hole in front of the first chunk, the holes, kept as chunks come and go so counting
+    /// them is not a walk over every chunk (T20).
+    splits: usize,
     /// Bytes charged for `chunks`.
     held: usize,
     /// Offset of the FIN, once seen.
@@ -92,6 +112,7 @@ impl Half {
             base: None,
             next: 0,
             chunks: BTreeMap::new(),
+            splits: 0,
             held: 0,
             fin: None,
             ended: false,
@@ -124,6 +145,7 @@ impl Half {
         *sh.mem -= self.held;
         self.held = 0;
         self.chunks.clear();
+        self.splits = 0;
     }
 
     /// Handles a segment's payload (`data` then `missing` uncaptured bytes) starting at
@@ -172,10 +194,18 @@ impl Half {
         if off > self.next {
             if self.acked >= off {
                 // The peer already acknowledged the bytes in front of this segment: they were
-                // lost by the capture, not reordered (T07).
-                self.skip_hole(GapCause::Acked, sh, out);
-                if off > self.next {
-                    self.gap(off - self.next, GapCause::Acked, sh, out);
+                // lost by the capture, not reordered (T07). Held chunks below it are delivered
+                // on the way, so none is left below the delivered point.
+                while off > self.next && !self.ended {
+                    match self.chunks.first_key_value() {
+                        Some((&first, _)) if first < off => {
+                            self.skip_hole(GapCause::Acked, sh, out)
+                        }
+                        _ => self.gap(off - self.next, GapCause::Acked, sh, out),
+                    }
+                }
+                if self.ended {
+                    return;
                 }
             } else if off - self.next > sh.limits.max_ahead {
                 sh.counters.out_of_window += 1;
@@ -236,14 +266,13 @@ impl Half {
 
     /// Delivers the buffered chunks that have become contiguous.
     fn drain<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
-        while let Some(entry) = self.chunks.first_entry() {
-            if *entry.key() > self.next {
+        while let Some((&off, _)) = self.chunks.first_key_value() {
+            if off > self.next {
                 break;
             }
-            let off = *entry.key();
-            let chunk = entry.remove();
-            self.held -= chunk.cost();
-            *sh.mem -= chunk.cost();
+            let Some((off, chunk)) = self.pop_first(sh) else {
+                break;
+            };
             if off + chunk.len() > self.next {
                 let skip = self.next - off;
                 let data: &[u8] = chunk.data.get(skip as usize..).unwrap_or(&[]);
@@ -263,6 +292,45 @@ impl Half {
         self.check_fin(out, sh);
     }
 
+    /// Removes the first chunk, keeping `splits` and the memory charged right.
+    fn pop_first(&mut self, sh: &mut Shared<'_>) -> Option<(u64, Chunk)> {
+        let (off, chunk) = self.chunks.pop_first()?;
+        visit(1);
+        if let Some((&second, _)) = self.chunks.first_key_value() {
+            visit(1);
+            // The second chunk becomes the first: it is no longer counted in `splits`.
+            self.splits -= usize::from(second > off + chunk.len());
+        }
+        self.held -= chunk.cost();
+        *sh.mem -= chunk.cost();
+        Some((off, chunk))
+    }
+
+    /// Adds a chunk over bytes no chunk holds yet, keeping `splits` right: it looks at the
+    /// chunks on either side only.
+    fn insert_chunk(&mut self, off: u64, chunk: Chunk, sh: &mut Shared<'_>) {
+        let end = off + chunk.len();
+        let before = self
+            .chunks
+            .range(..off)
+            .next_back()
+            .map(|(&s, c)| s + c.len());
+        let after = self.chunks.range(off..).next().map(|(&s, _)| s);
+        visit(2);
+        if let Some(prev_end) = before {
+            self.splits += usize::from(off > prev_end);
+            if let Some(next_start) = after {
+                self.splits -= usize::from(next_start > prev_end);
+            }
+        }
+        if let Some(next_start) = after {
+            self.splits += usize::from(next_start > end);
+        }
+        *sh.mem += chunk.cost();
+        self.held += chunk.cost();
+        self.chunks.insert(off, chunk);
+    }
+
     /// Holds an out-of-order segment; the first copy of a byte wins (T04).
     fn buffer(
         &mut self,
@@ -274,10 +342,18 @@ impl Half {
     ) {
         sh.counters.ooo_segments += 1;
         let end = off + data.len() as u64 + missing;
-        // Cut the new bytes into the pieces no buffered chunk covers yet.
+        // Cut the new bytes into the pieces no buffered chunk covers yet. Chunks are disjoint,
+        // so only the one starting before `off` and those starting inside the new bytes can
+        // overlap them.
+        let from = match self.chunks.range(..off).next_back() {
+            Some((&s, c)) if s + c.len() > off => s,
+            _ => off,
+        };
+        visit(1);
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut pos = off;
-        for (&s, c) in self.chunks.range(..end) {
+        for (&s, c) in self.chunks.range(from..end) {
+            visit(1);
             let e = s + c.len();
             if e <= pos {
                 continue;
@@ -325,13 +401,27 @@ impl Half {
                 sh.counters.segment_memcap_drop += 1;
                 return;
             }
-            *sh.mem += chunk.cost();
-            self.held += chunk.cost();
-            self.chunks.insert(s, chunk);
+            self.insert_chunk(s, chunk, sh);
         }
     }
 
+    /// Holes below held bytes: the one in front of the first chunk, and the splits.
     fn holes(&self) -> usize {
+        visit(1);
+        let first = match self.chunks.first_key_value() {
+            Some((&s, _)) => usize::from(s > self.next),
+            None => 0,
+        };
+        #[cfg(test)]
+        if self.chunks.len() <= 64 {
+            debug_assert_eq!(self.splits + first, self.holes_by_walk());
+        }
+        self.splits + first
+    }
+
+    /// The holes counted by walking every chunk: what `splits` must agree with.
+    #[cfg(test)]
+    fn holes_by_walk(&self) -> usize {
         let mut holes = 0;
         let mut pos = self.next;
         for (&s, c) in &self.chunks {
