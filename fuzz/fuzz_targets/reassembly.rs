@@ -1,6 +1,6 @@
 //! Any sequence of TCP segments between two endpoints: the reassembler must emit a well-formed
 //! event stream (Open first, Close last, per-direction offsets only growing and exactly covered
-//! by Data and Gap) and never panic.
+//! by Data and Gap, conflicts either wholly delivered or wholly held) and never panic.
 #![no_main]
 
 use std::collections::HashMap;
@@ -38,7 +38,15 @@ impl StreamSink for Checker {
                 assert_eq!(*next, offset, "gap offset not contiguous");
                 *next += len;
             }
-            EventKind::End { .. } | EventKind::Conflict { .. } => {}
+            EventKind::Conflict { dir, offset, len } => {
+                // Bytes already delivered, or held above the delivered point: never a range
+                // across it, never empty.
+                assert!(len > 0, "empty conflict");
+                let next = self.next.get(&(ev.flow, dir.index())).copied().unwrap_or(0);
+                let end = offset.checked_add(len).expect("conflict range overflows");
+                assert!(end <= next || offset >= next, "conflict across the delivered point");
+            }
+            EventKind::End { .. } => {}
             EventKind::Close { .. } => {
                 assert!(self.open.remove(&ev.flow).is_some(), "close without open");
             }

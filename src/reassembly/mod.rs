@@ -14,6 +14,7 @@ use crate::capture::Timestamp;
 
 mod half;
 mod limits;
+mod recent;
 mod table;
 #[cfg(test)]
 mod tests;
