@@ -578,6 +578,27 @@ proptest! {
         prop_assert!(!t.rec.has("conflict"));
     }
 
+    /// Segments close together with bytes from a small alphabet overlap and disagree often:
+    /// the hole count, the bytes kept and the conflicts stay consistent (the sink checks).
+    #[test]
+    fn overlapping_disagreeing_segments_keep_events_well_formed(
+        segs in prop::collection::vec(
+            (any::<bool>(), any::<u8>(), 0u32..300, 0u32..300, prop::collection::vec(0u8..3, 0..40), 0u32..3),
+            0..80,
+        )
+    ) {
+        let limits = Limits { max_holes: 3, window: 512, conflict_window: 64, ..Limits::default() };
+        let mut t = Conv::new(limits, 0, 0);
+        t.handshake();
+        for (from_client, flags, seq, ack, payload, missing) in segs {
+            // Mostly plain data; now and then a FIN or a RST.
+            let flags = flags & (ACK | PSH | if flags > 250 { FIN | RST } else { 0 });
+            t.seg(from_client, flags, seq, ack, &payload, missing);
+        }
+        t.finish();
+        prop_assert_eq!(t.r.mem, 0);
+    }
+
     #[test]
     fn garbage_segments_never_panic_and_events_stay_contiguous(
         segs in prop::collection::vec((any::<bool>(), any::<u8>(), any::<u32>(), any::<u32>(), 0usize..64, 0u32..100), 0..60)
