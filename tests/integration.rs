@@ -8,6 +8,8 @@ mod capture;
 mod fixtures;
 #[path = "integration/inspect.rs"]
 mod inspect;
+#[path = "integration/integrity.rs"]
+mod integrity;
 #[path = "integration/mirror.rs"]
 mod mirror;
 #[path = "integration/outputs.rs"]

@@ -1,5 +1,6 @@
 //! Any sequence of TCP segments between two endpoints: the reassembler must emit a
-//! well-formed event stream (Open first, Close last, offsets exactly covered) and never panic.
+//! well-formed event stream (Open first, Close last, offsets exactly covered, conflicts either
+//! wholly delivered or wholly held) and never panic.
 //!
 //! The body is `shadowtap::fuzzing::reassembly`, which `cargo test` also runs on every seed in
 //! `fuzz/corpus/reassembly/` (tests/fuzz_corpus.rs).

@@ -134,7 +134,18 @@ impl StreamSink for Checker {
                 assert_eq!(*next, offset, "gap offset not contiguous");
                 *next += len;
             }
-            EventKind::End { .. } | EventKind::Conflict { .. } => {}
+            EventKind::Conflict { dir, offset, len } => {
+                // Bytes already delivered, or held above the delivered point: never a range
+                // across it, never empty.
+                assert!(len > 0, "empty conflict");
+                let next = self.next.get(&(ev.flow, dir.index())).copied().unwrap_or(0);
+                let end = offset.checked_add(len).expect("conflict range overflows");
+                assert!(
+                    end <= next || offset >= next,
+                    "conflict across the delivered point"
+                );
+            }
+            EventKind::End { .. } => {}
             EventKind::Close { .. } => {
                 assert!(self.open.remove(&ev.flow).is_some(), "close without open");
             }

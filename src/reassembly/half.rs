@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::limits::{Limits, ReassemblyCounters};
+use super::recent::{differing, Recent};
 use super::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
 use crate::capture::Timestamp;
 use crate::wire::SeqNumber;
@@ -11,6 +12,21 @@ use crate::wire::SeqNumber;
 /// Bytes charged per buffered chunk on top of its data, so a flood of 1-byte segments cannot
 /// hold more memory than the caps say.
 const CHUNK_OVERHEAD: usize = 64;
+
+#[cfg(test)]
+thread_local! {
+    /// Chunks looked at (found, walked or removed) on this thread: what the cost tests count.
+    pub(super) static VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` chunks looked at (tests only; compiles to nothing otherwise).
+#[inline]
+fn visit(n: u64) {
+    #[cfg(test)]
+    VISITS.with(|v| v.set(v.get() + n));
+    #[cfg(not(test))]
+    let _ = n;
+}
 
 /// Where events go: the sink and what every event of this call shares.
 pub(super) struct Out<'s, S> {
@@ -70,9 +86,16 @@ pub(super) struct Half {
     base: Option<SeqNumber>,
     /// The next offset to deliver: everything below it has been delivered or declared a gap.
     pub next: u64,
+    /// Disjoint: every byte held is in at most one chunk.
     chunks: BTreeMap<u64, Chunk>,
+    /// Chunks, the first apart, that do not start where the chunk before them ends: with the
+    /// hole in front of the first chunk, the holes, kept as chunks come and go so counting
+    /// them is not a walk over every chunk (T20).
+    splits: usize,
     /// Bytes charged for `chunks`.
     held: usize,
+    /// The bytes delivered last, to compare retransmissions with (T04); charged to `mem`.
+    recent: Recent,
     /// Offset of the FIN, once seen.
     fin: Option<u64>,
     /// End was emitted: nothing more is delivered.
@@ -92,7 +115,9 @@ impl Half {
             base: None,
             next: 0,
             chunks: BTreeMap::new(),
+            splits: 0,
             held: 0,
+            recent: Recent::default(),
             fin: None,
             ended: false,
             acked: 0,
@@ -119,11 +144,13 @@ impl Half {
         Some(self.next as i64 + i64::from(seq.diff(next_seq)))
     }
 
-    /// Releases every buffer (the flow is closing).
+    /// Releases every buffer (the direction ended or the flow is closing).
     pub fn release(&mut self, sh: &mut Shared<'_>) {
-        *sh.mem -= self.held;
+        *sh.mem -= self.held + self.recent.charged();
+        self.recent.release();
         self.held = 0;
         self.chunks.clear();
+        self.splits = 0;
     }
 
     /// Handles a segment's payload (`data` then `missing` uncaptured bytes) starting at
@@ -166,22 +193,31 @@ impl Half {
                 sh.counters.keepalives += 1;
             } else {
                 sh.counters.retransmissions += 1;
+                self.check_delivered(off, data, end, sh, out);
             }
             return;
         }
         if off > self.next {
             if self.acked >= off {
                 // The peer already acknowledged the bytes in front of this segment: they were
-                // lost by the capture, not reordered (T07).
-                self.skip_hole(GapCause::Acked, sh, out);
-                if off > self.next {
-                    self.gap(off - self.next, GapCause::Acked, sh, out);
+                // lost by the capture, not reordered (T07). Held chunks below it are delivered
+                // on the way, so none is left below the delivered point.
+                while off > self.next && !self.ended {
+                    match self.chunks.first_key_value() {
+                        Some((&first, _)) if first < off => {
+                            self.skip_hole(GapCause::Acked, sh, out)
+                        }
+                        _ => self.gap(off - self.next, GapCause::Acked, sh, out),
+                    }
+                }
+                if self.ended {
+                    return;
                 }
             } else if off - self.next > sh.limits.max_ahead {
                 sh.counters.out_of_window += 1;
                 return;
             } else {
-                self.buffer(off, data, missing, ack, sh);
+                self.buffer(off, data, missing, ack, sh, out);
                 self.enforce_limits(sh, out);
                 return;
             }
@@ -190,7 +226,9 @@ impl Half {
         self.drain(sh, out);
     }
 
-    /// Delivers a segment that starts at or before `next`, trimming what was delivered.
+    /// Delivers a segment that starts at or before `next`. What it repeats of the bytes
+    /// delivered is compared with them, and chunks held inside it are delivered in its place,
+    /// compared too: the first copy wins (T03, T04).
     fn deliver<S: StreamSink>(
         &mut self,
         off: u64,
@@ -200,22 +238,90 @@ impl Half {
         sh: &mut Shared<'_>,
         out: &mut Out<'_, S>,
     ) {
-        let skip = self.next - off;
-        if skip > 0 {
+        let end = off + data.len() as u64 + missing;
+        if off < self.next {
             sh.counters.retransmissions += 1;
-            sh.counters.overlap_bytes += skip;
+            sh.counters.overlap_bytes += self.next - off;
+            self.check_delivered(off, data, end, sh, out);
         }
-        if (skip as usize) < data.len() {
-            let fresh = &data[skip as usize..];
-            out.emit(EventKind::Data {
-                dir: self.dir,
-                offset: self.next,
-                data: fresh,
-                ack,
-            });
-            self.next += fresh.len() as u64;
+        while self.next < end {
+            let held = self
+                .chunks
+                .first_key_value()
+                .map(|(&k, _)| k)
+                .filter(|&k| k < end);
+            self.emit_segment(off, data, held.unwrap_or(end), ack, sh, out);
+            if held.is_some() {
+                self.take_held(Some((off, data)), sh, out);
+            }
         }
-        self.snaplen_gap(off + data.len() as u64 + missing, sh, out);
+    }
+
+    /// Delivers the segment's bytes from `next` up to `stop`: the captured ones as data, the
+    /// rest as a gap (C02).
+    fn emit_segment<S: StreamSink>(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        stop: u64,
+        ack: Option<u64>,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let data_end = off + data.len() as u64;
+        if self.next < data_end && self.next < stop {
+            let bytes = &data[(self.next - off) as usize..(stop.min(data_end) - off) as usize];
+            self.emit_data(bytes, ack, sh, out);
+        }
+        self.snaplen_gap(stop, sh, out);
+    }
+
+    /// Delivers `bytes` at `next`, keeping them to compare retransmissions with.
+    fn emit_data<S: StreamSink>(
+        &mut self,
+        bytes: &[u8],
+        ack: Option<u64>,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut limit = sh.limits.conflict_window;
+        if self.recent.growing() {
+            // Kept bytes grow only while all reassembly memory is under half the memcap, so
+            // they never crowd out out-of-order data (L02).
+            let spare = (sh.limits.memcap / 2).saturating_sub(*sh.mem);
+            limit = limit.min(self.recent.charged() + spare);
+        }
+        *sh.mem += self.recent.record(self.next, bytes, limit);
+        out.emit(EventKind::Data {
+            dir: self.dir,
+            offset: self.next,
+            data: bytes,
+            ack,
+        });
+        self.next += bytes.len() as u64;
+    }
+
+    /// Compares a segment repeating delivered bytes (`[off, next)` of `[off, end)`) with the
+    /// bytes kept of them: a difference is a conflict (T04); bytes too old to be kept, or
+    /// never seen (a gap), cannot be compared and are counted.
+    fn check_delivered<S: StreamSink>(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        end: u64,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let (lo, hi) = self.recent.span();
+        if off < lo || end.min(self.next) > hi {
+            sh.counters.retransmit_unchecked += 1;
+        }
+        if let Some(range) = self.recent.diff(off, data) {
+            conflict(self.dir, range, sh, out);
+        }
     }
 
     /// Declares the uncaptured bytes up to `end` a gap (C02).
@@ -236,48 +342,101 @@ impl Half {
 
     /// Delivers the buffered chunks that have become contiguous.
     fn drain<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
-        while let Some(entry) = self.chunks.first_entry() {
-            if *entry.key() > self.next {
+        while let Some((&off, _)) = self.chunks.first_key_value() {
+            if off > self.next {
                 break;
             }
-            let off = *entry.key();
-            let chunk = entry.remove();
-            self.held -= chunk.cost();
-            *sh.mem -= chunk.cost();
-            if off + chunk.len() > self.next {
-                let skip = self.next - off;
-                let data: &[u8] = chunk.data.get(skip as usize..).unwrap_or(&[]);
-                let gap_start = off + chunk.data.len() as u64;
-                if !data.is_empty() {
-                    out.emit(EventKind::Data {
-                        dir: self.dir,
-                        offset: self.next,
-                        data,
-                        ack: chunk.ack,
-                    });
-                    self.next += data.len() as u64;
-                }
-                self.snaplen_gap(gap_start + chunk.missing, sh, out);
-            }
+            self.take_held(None, sh, out);
         }
         self.check_fin(out, sh);
     }
 
+    /// Delivers the first held chunk, which starts at or below `next`, after comparing it with
+    /// the segment `over` it, if any (the chunk came first: its bytes are the ones delivered).
+    fn take_held<S: StreamSink>(
+        &mut self,
+        over: Option<(u64, &[u8])>,
+        sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
+    ) {
+        let Some((start, chunk)) = self.pop_first(sh) else {
+            return;
+        };
+        if let Some(range) = over.and_then(|(off, data)| diff_at(start, &chunk.data, off, data)) {
+            conflict(self.dir, range, sh, out);
+        }
+        let end = start + chunk.len();
+        if end > self.next {
+            let skip = self.next.saturating_sub(start) as usize;
+            let data: &[u8] = chunk.data.get(skip..).unwrap_or(&[]);
+            self.emit_data(data, chunk.ack, sh, out);
+            self.snaplen_gap(end, sh, out);
+        }
+    }
+
+    /// Removes the first chunk, keeping `splits` and the memory charged right.
+    fn pop_first(&mut self, sh: &mut Shared<'_>) -> Option<(u64, Chunk)> {
+        let (off, chunk) = self.chunks.pop_first()?;
+        visit(1);
+        if let Some((&second, _)) = self.chunks.first_key_value() {
+            visit(1);
+            // The second chunk becomes the first: it is no longer counted in `splits`.
+            self.splits -= usize::from(second > off + chunk.len());
+        }
+        self.held -= chunk.cost();
+        *sh.mem -= chunk.cost();
+        Some((off, chunk))
+    }
+
+    /// Adds a chunk over bytes no chunk holds yet, keeping `splits` right: it looks at the
+    /// chunks on either side only.
+    fn insert_chunk(&mut self, off: u64, chunk: Chunk, sh: &mut Shared<'_>) {
+        let end = off + chunk.len();
+        let before = self
+            .chunks
+            .range(..off)
+            .next_back()
+            .map(|(&s, c)| s + c.len());
+        let after = self.chunks.range(off..).next().map(|(&s, _)| s);
+        visit(2);
+        if let Some(prev_end) = before {
+            self.splits += usize::from(off > prev_end);
+            if let Some(next_start) = after {
+                self.splits -= usize::from(next_start > prev_end);
+            }
+        }
+        if let Some(next_start) = after {
+            self.splits += usize::from(next_start > end);
+        }
+        *sh.mem += chunk.cost();
+        self.held += chunk.cost();
+        self.chunks.insert(off, chunk);
+    }
+
     /// Holds an out-of-order segment; the first copy of a byte wins (T04).
-    fn buffer(
+    fn buffer<S: StreamSink>(
         &mut self,
         off: u64,
         data: &[u8],
         missing: u64,
         ack: Option<u64>,
         sh: &mut Shared<'_>,
+        out: &mut Out<'_, S>,
     ) {
         sh.counters.ooo_segments += 1;
         let end = off + data.len() as u64 + missing;
-        // Cut the new bytes into the pieces no buffered chunk covers yet.
+        // Cut the new bytes into the pieces no buffered chunk covers yet. Chunks are disjoint,
+        // so only the one starting before `off` and those starting inside the new bytes can
+        // overlap them.
+        let from = match self.chunks.range(..off).next_back() {
+            Some((&s, c)) if s + c.len() > off => s,
+            _ => off,
+        };
+        visit(1);
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut pos = off;
-        for (&s, c) in self.chunks.range(..end) {
+        for (&s, c) in self.chunks.range(from..end) {
+            visit(1);
             let e = s + c.len();
             if e <= pos {
                 continue;
@@ -290,12 +449,10 @@ impl Half {
             let new_data_end = off + data.len() as u64;
             let b = b.min(new_data_end);
             if a < b {
-                let old = &c.data[(a - s) as usize..(b - s) as usize];
-                let new = &data[(a - off) as usize..(b - off) as usize];
-                if old != new {
-                    sh.counters.overlap_conflict += 1;
-                }
                 sh.counters.overlap_bytes += b - a;
+            }
+            if let Some(range) = diff_at(s, &c.data, off, data) {
+                conflict(self.dir, range, sh, out);
             }
             pos = pos.max(e);
             if pos >= end {
@@ -325,13 +482,27 @@ impl Half {
                 sh.counters.segment_memcap_drop += 1;
                 return;
             }
-            *sh.mem += chunk.cost();
-            self.held += chunk.cost();
-            self.chunks.insert(s, chunk);
+            self.insert_chunk(s, chunk, sh);
         }
     }
 
+    /// Holes below held bytes: the one in front of the first chunk, and the splits.
     fn holes(&self) -> usize {
+        visit(1);
+        let first = match self.chunks.first_key_value() {
+            Some((&s, _)) => usize::from(s > self.next),
+            None => 0,
+        };
+        #[cfg(test)]
+        if self.chunks.len() <= 64 {
+            debug_assert_eq!(self.splits + first, self.holes_by_walk());
+        }
+        self.splits + first
+    }
+
+    /// The holes counted by walking every chunk: what `splits` must agree with.
+    #[cfg(test)]
+    fn holes_by_walk(&self) -> usize {
         let mut holes = 0;
         let mut pos = self.next;
         for (&s, c) in &self.chunks {
@@ -476,4 +647,32 @@ impl Half {
             reason: CloseReason::Rst,
         });
     }
+}
+
+/// Where two runs of bytes (`a` at `a_off`, `b` at `b_off`) differ over the offsets both
+/// cover: `[first, last + 1)` of the differing offsets.
+fn diff_at(a_off: u64, a: &[u8], b_off: u64, b: &[u8]) -> Option<(u64, u64)> {
+    let lo = a_off.max(b_off);
+    let hi = (a_off + a.len() as u64).min(b_off + b.len() as u64);
+    if lo >= hi {
+        return None;
+    }
+    let x = &a[(lo - a_off) as usize..(hi - a_off) as usize];
+    let y = &b[(lo - b_off) as usize..(hi - b_off) as usize];
+    differing(x, y).map(|(first, last)| (lo + first as u64, lo + last as u64 + 1))
+}
+
+/// Counts and reports bytes that came again with different content (T04).
+fn conflict<S: StreamSink>(
+    dir: Direction,
+    (start, end): (u64, u64),
+    sh: &mut Shared<'_>,
+    out: &mut Out<'_, S>,
+) {
+    sh.counters.overlap_conflict += 1;
+    out.emit(EventKind::Conflict {
+        dir,
+        offset: start,
+        len: end - start,
+    });
 }

@@ -12,9 +12,15 @@ pub struct Limits {
     /// Separate out-of-order regions per direction (Suricata `max-regions`); one more and the
     /// oldest hole is skipped as a gap (`tcp.too_many_holes`, T20).
     pub max_holes: usize,
-    /// Out-of-order bytes held by all flows together; past it new out-of-order data is
-    /// refused (`tcp.segment_memcap_drop`, L02).
+    /// Bytes held by all flows together, out-of-order data and the bytes kept to compare
+    /// retransmissions with; past it new out-of-order data is refused
+    /// (`tcp.segment_memcap_drop`, L02).
     pub memcap: usize,
+    /// Bytes delivered last, per direction, kept to compare a retransmission of them with
+    /// (`tcp.overlap_conflict`, T04); a retransmission of older bytes is counted
+    /// (`tcp.retransmit_unchecked`). They grow only while all reassembly memory is under half
+    /// of `memcap`.
+    pub conflict_window: usize,
     /// Flows in the table; when full, the least recently seen sixteenth is evicted
     /// (`flow.evicted`, L03).
     pub max_flows: usize,
@@ -37,6 +43,7 @@ impl Default for Limits {
             above_hole_without_acks: 16 * 1024,
             max_holes: 8,
             memcap: 256 * 1024 * 1024,
+            conflict_window: 4096,
             max_flows: 65_536,
             timeout_new_ns: 60_000_000_000,
             timeout_established_ns: 300_000_000_000,
@@ -60,7 +67,11 @@ crate::counters! {
         ooo_segments = "tcp.ooo_segments",
         retransmissions = "tcp.retransmissions",
         overlap_bytes = "tcp.overlap_bytes",
+        /// Retransmitted bytes that differ from the bytes delivered or held (T04).
         overlap_conflict = "tcp.overlap_conflict",
+        /// Retransmissions of bytes older than the bytes kept to compare them with, or never
+        /// seen (a gap): not compared.
+        retransmit_unchecked = "tcp.retransmit_unchecked",
         keepalives = "tcp.keepalives",
         reassembly_gap = "tcp.reassembly_gap",
         missed_bytes = "tcp.missed_bytes",
@@ -83,7 +94,8 @@ crate::counters! {
         rst_discarded_bytes = "tcp.rst_discarded_bytes",
         half_closed = "tcp.half_closed",
         data_after_close = "tcp.data_after_close",
-        /// Out-of-order bytes held right now, all flows together (gauge).
+        /// Bytes held right now, all flows together: out-of-order data and the bytes kept to
+        /// compare retransmissions with (gauge).
         memuse = "tcp.memuse",
         active = "flow.active",
         closed = "flow.closed",

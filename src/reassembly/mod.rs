@@ -1,12 +1,15 @@
 //! TCP segments to ordered byte streams per direction, with gaps, limits and eviction.
 //!
 //! Owns: the flow table (bounded, idle timeouts, least-recently-seen eviction), per-direction
-//! reassembly buffers (bounded; holes capped), direction resolution, and the `tcp.*` /
+//! reassembly buffers (bounded; holes capped), the comparison of bytes seen twice (first copy
+//! wins, a difference is a [`EventKind::Conflict`]), direction resolution, and the `tcp.*` /
 //! `flow.*` counters. Does not own: what the bytes mean (that is `http1`).
 //!
 //! The reassembler is sans-IO: it is pushed segments and a clock (capture time), and it calls
 //! a [`StreamSink`] with [`StreamEvent`]s whose data borrows either the segment or its own
-//! buffer, so in-order data is never copied.
+//! buffer, so in-order data reaches the sink without a copy. (The last bytes of each direction,
+//! at most [`Limits::conflict_window`], are also copied into a ring to compare retransmissions
+//! with.)
 
 use std::net::SocketAddr;
 
@@ -14,6 +17,7 @@ use crate::capture::Timestamp;
 
 mod half;
 mod limits;
+mod recent;
 mod table;
 #[cfg(test)]
 mod tests;
