@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde_json::json;
 
 use crate::capture::filter::BpfFilter;
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
-use crate::cli::{LiveArgs, MirrorArgs, ReportFormat};
+use crate::cli::{LiveArgs, MirrorArgs};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::outputs::Outputs;
@@ -32,7 +33,7 @@ use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
-use crate::replay::target::{probe_frame, Guard, LocalAddrs};
+use crate::replay::target::{probe_frame, Guard, LocalAddrs, Opens};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
 use crate::settings::{parse_duration, ReplaySettings};
@@ -66,9 +67,10 @@ impl CaptureCounts {
     }
 }
 
-/// Why mirroring must not start: a target is local to the capture and its filter admits
-/// the target's traffic, which would then be captured as production (DESIGN.md "Safety").
-fn refuse_local_target(guard: &Guard, live: &LiveArgs) -> Option<String> {
+/// A target on this machine whose port the capture takes in: its server's traffic would be
+/// captured as production (DESIGN.md "Safety"). The description, for the user, with the
+/// target's role and URL.
+fn local_target(guard: &Guard, live: &LiveArgs) -> Option<String> {
     let expr = live.bpf.clone().unwrap_or_else(|| port_filter(&live.ports));
     // An expression that does not compile is reported when the capture opens.
     let mut filter = BpfFilter::new(&expr).ok()?;
@@ -84,7 +86,7 @@ fn refuse_local_target(guard: &Guard, live: &LiveArgs) -> Option<String> {
         })
     })?;
     Some(format!(
-        "--{} {} is {addr}, local to the capture on {} and admitted by its filter ({expr}): its traffic would be captured as production (give production's port with --port); --allow-production-target sends to it anyway",
+        "--{} {} is on this machine, and the capture on {} takes in its port at {addr} ({expr})",
         t.role, t.url, live.interface
     ))
 }
@@ -111,12 +113,27 @@ pub fn run_with_banner(
         }
     };
     let mut target = ProductionTarget::new(&settings, LocalAddrs::of_this_machine());
-    if let Some(refusal) = refuse_local_target(&target.guard, &args.live) {
-        writeln!(err, "shadowtap: error: {refusal}")?;
-        return Ok(Status::BadInput);
-    }
-    let own = target.guard.own_traffic_filter(settings.shadow);
-    let mut live = match Live::open(&args.live, Some(&own)) {
+    let local = local_target(&target.guard, &args.live);
+    let own = match local {
+        Some(why) if !target.guard.allowed() => {
+            writeln!(
+                err,
+                "shadowtap: error: {why}: a server there would be captured as production (give production's port with --port); --allow-production-target sends to it anyway"
+            )?;
+            return Ok(Status::BadInput);
+        }
+        // Production itself, on purpose: filtering the shadow's traffic out would hide
+        // production's too, so shadowtap's own requests are told apart by their marker.
+        Some(why) => {
+            writeln!(
+                err,
+                "shadowtap: note: {why}: with --allow-production-target shadowtap's own requests are captured too and ignored by their {MARKER} header"
+            )?;
+            None
+        }
+        None => Some(target.guard.own_traffic_filter(settings.shadow)),
+    };
+    let mut live = match Live::open(&args.live, own.as_deref()) {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -212,6 +229,7 @@ pub fn run_with_banner(
     // The server a target was first seen as: said at once, since nothing more is sent.
     let first_sight = std::cell::Cell::new(None);
     let mut noted = false;
+    let (guard, opened) = target.watch();
     {
         let offer = |ex: Exchange| {
             if ex
@@ -301,7 +319,12 @@ pub fn run_with_banner(
                 }
             }
             if let Some(segment) = decoder.decode(&frame) {
-                reassembler.push(&segment, &mut tracker);
+                let mut watched = Opens {
+                    sink: &mut tracker,
+                    guard: &guard,
+                    seen: &opened,
+                };
+                reassembler.push(&segment, &mut watched);
             }
             if now.duration_since(last_flush) >= FLUSH_EVERY {
                 if let Err(n) = engine.borrow_mut().try_flush() {
@@ -359,36 +382,33 @@ pub fn run_with_banner(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
     );
-    match settings.format {
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        ReportFormat::Html => write!(out, "{}", crate::report::html::page(&stats, &title))?,
-        ReportFormat::Text => {
-            write!(out, "{}", render::text(&stats, &title))?;
-            writeln!(
-                out,
-                "capture: {} packets in {:.1} s, {} dropped by the kernel, {} by the interface; {} of shadowtap's own requests ignored",
-                capture.packets,
-                seconds,
-                capture.kernel_drops,
-                capture.interface_drops,
-                capture.own_traffic
-            )?;
-            if let Some(log) = &log {
-                writeln!(out, "{}", log.text("log", "lines"))?;
-            }
-            if let Some(saved) = &saved {
-                writeln!(out, "{}", saved.text("save-pcap", "packets"))?;
-            }
-            super::replay::print_verdicts(&verdicts, out)?;
-        }
-    }
+    let mut lines = vec![format!(
+        "capture: {} packets in {:.1} s, {} dropped by the kernel, {} by the interface; {} of shadowtap's own requests ignored",
+        capture.packets,
+        seconds,
+        capture.kernel_drops,
+        capture.interface_drops,
+        capture.own_traffic
+    )];
+    lines.extend(log.iter().map(|l| l.text("log", "lines")));
+    lines.extend(saved.iter().map(|s| s.text("save-pcap", "packets")));
+    // The side outputs are written even when stdout is not (`| head`, a full disk).
+    let printed = super::replay::print_report(
+        settings.format,
+        &report,
+        &stats,
+        &title,
+        &lines,
+        &verdicts,
+        out,
+    );
     // The report is out; now the outputs that failed, if any, say so (exit 1).
-    out.flush()?;
     let mut written = outputs.commit_report(&report, log.as_ref(), err)?;
     if let Some(line) = saved.as_ref().and_then(|s| s.failure("packets not saved")) {
         writeln!(err, "shadowtap: error: {line}")?;
         written = false;
     }
+    printed.context("writing the report to standard output")?;
     if !written {
         status = Status::worst(status, Status::Failure);
     }

@@ -7,11 +7,13 @@
 //! its lateness against it is recorded apart from the shadow's latency, so a slow shadow
 //! cannot hide latency (no coordinated omission).
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,14 +23,14 @@ use serde_json::json;
 use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::{Progress, ReportFormat};
 use crate::commands::outputs::Outputs;
-use crate::commands::Status;
+use crate::commands::{Signal, Status};
 use crate::http1::{Exchange, Tracker};
-use crate::reassembly::{EventKind, Reassembler, StreamEvent, StreamSink};
+use crate::reassembly::Reassembler;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::gate;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
-use crate::replay::target::{Guard, LocalAddrs};
+use crate::replay::target::{Discard, Guard, LocalAddrs, Opens};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -185,6 +187,7 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
     let mut decoder = Decoder::new(settings.limits.wire.clone());
     let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
     let mut scheduler = Scheduler::new(settings);
+    let (guard, opened) = scheduler.target.watch();
     let stopping = engine.shutdown();
     let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
         let ex = Box::new(ex);
@@ -212,7 +215,12 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
             since_update = 0;
         }
         if let Some(segment) = decoder.decode(&frame) {
-            reassembler.push(&segment, &mut tracker);
+            let mut watched = Opens {
+                sink: &mut tracker,
+                guard: &guard,
+                seen: &opened,
+            };
+            reassembler.push(&segment, &mut watched);
         }
     }
     read.fetch_add(since_update, Ordering::Relaxed);
@@ -253,6 +261,9 @@ fn open_capture(
 /// (unless `--allow-production-target`).
 pub(crate) struct ProductionTarget {
     pub(crate) guard: Guard,
+    /// A target seen as the server of a connection as it opened (by [`Opens`]), not yet
+    /// taken into `guard`.
+    pub(crate) opened: Rc<Cell<Option<SocketAddr>>>,
 }
 
 impl ProductionTarget {
@@ -263,53 +274,24 @@ impl ProductionTarget {
                 local,
                 settings.allow_production_target,
             ),
+            opened: Rc::default(),
         }
     }
 
     /// The selection verdict on `ex`: `--allow-method`, paths, sampling and the rest
-    /// first, then the production-target check (which sees every exchange's server).
+    /// first, then the production-target check (which sees every exchange's server, and
+    /// every connection opened before it).
     pub(crate) fn select(&mut self, settings: &ReplaySettings, ex: &Exchange) -> Result<(), Skip> {
+        if let Some(server) = self.opened.take() {
+            let _ = self.guard.check(server);
+        }
         let target = self.guard.check(ex.server);
         settings.selection.check(ex).and(target)
     }
-}
 
-/// The machine's addresses when a target needs them to be compared (an unspecified one).
-fn local_addrs_for(settings: &ReplaySettings) -> LocalAddrs {
-    if settings
-        .shadow_target
-        .addrs
-        .iter()
-        .any(|a| a.ip().is_unspecified())
-    {
-        LocalAddrs::of_this_machine()
-    } else {
-        LocalAddrs::default()
-    }
-}
-
-/// Records the servers of the flows the reassembler opens that are targets (for a flow
-/// picked up mid-stream, whose roles are a guess, both ends).
-struct TargetServers<'a> {
-    guard: &'a Guard,
-    found: Option<SocketAddr>,
-}
-
-impl StreamSink for TargetServers<'_> {
-    fn event(&mut self, ev: StreamEvent<'_>) {
-        if let EventKind::Open {
-            client,
-            server,
-            midstream,
-        } = ev.kind
-        {
-            if self.found.is_none() {
-                self.found = [server, client]
-                    .into_iter()
-                    .take(if midstream { 2 } else { 1 })
-                    .find(|a| self.guard.target_of(*a).is_some());
-            }
-        }
+    /// What [`Opens`] needs to watch the connections of the run for this rule.
+    pub(crate) fn watch(&self) -> (Guard, Rc<Cell<Option<SocketAddr>>>) {
+        (self.guard.clone(), self.opened.clone())
     }
 }
 
@@ -318,18 +300,26 @@ impl StreamSink for TargetServers<'_> {
 /// checked as it is replayed (stop at first sight). Files that cannot be read are left to
 /// the replay itself to report.
 fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
-    for path in settings.files.iter().filter(|p| p.as_os_str() != "-") {
+    // Only what can be read twice: a pipe or a terminal would be used up by this pass.
+    let rereadable =
+        |p: &PathBuf| settings.bundled.is_some() || std::fs::metadata(p).is_ok_and(|m| m.is_file());
+    for path in settings.files.iter().filter(|p| rereadable(p)) {
         let Ok(mut reader) = open_capture(settings, path) else {
             continue;
         };
         let mut decoder = Decoder::new(settings.limits.wire.clone());
         let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
-        let mut sink = TargetServers { guard, found: None };
+        let seen = Cell::new(None);
+        let mut sink = Opens {
+            sink: &mut Discard,
+            guard,
+            seen: &seen,
+        };
         while let Ok(Some(frame)) = reader.next_frame() {
             if let Some(segment) = decoder.decode(&frame) {
                 reassembler.push(&segment, &mut sink);
             }
-            if let Some(server) = sink.found {
+            if let Some(server) = seen.get() {
                 return Some((path.clone(), server));
             }
         }
@@ -359,7 +349,7 @@ impl<'a> Scheduler<'a> {
         Scheduler {
             settings,
             window: Reorder::default(),
-            target: ProductionTarget::new(settings, local_addrs_for(settings)),
+            target: ProductionTarget::new(settings, LocalAddrs::of_this_machine()),
             first_ts: None,
             spacing: settings.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             next_slot: Duration::ZERO,
@@ -524,41 +514,70 @@ pub fn run(
     if let Some(signal) = interrupted {
         status = Status::worst(status, Status::Interrupted(signal));
     }
-    match settings.format {
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        ReportFormat::Text | ReportFormat::Html => {
-            let files: Vec<String> = settings
-                .files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            let mut title = format!(
-                "shadowtap replay  {} -> http://{}   {}",
-                settings.title.clone().unwrap_or_else(|| files.join(" ")),
-                settings.shadow_authority,
-                pacing(settings)
-            );
-            if let Some(signal) = interrupted {
-                title.push_str(&format!("   INTERRUPTED by {}", signal.name()));
-            }
-            if settings.format == ReportFormat::Html {
-                write!(out, "{}", crate::report::html::page(&stats, &title))?;
-            } else {
-                write!(out, "{}", render::text(&stats, &title))?;
-                if let Some(log) = &log {
-                    writeln!(out, "{}", log.text("log", "lines"))?;
-                }
-                print_verdicts(&verdicts, out)?;
-            }
-        }
-    }
+    // The side outputs are written even when stdout is not (`| head`, a full disk).
+    let lines: Vec<String> = log.iter().map(|l| l.text("log", "lines")).collect();
+    let printed = print_report(
+        settings.format,
+        &report,
+        &stats,
+        &title(settings, interrupted),
+        &lines,
+        &verdicts,
+        out,
+    );
     // The report is out; now the outputs that failed, if any, say so (exit 1).
-    out.flush()?;
     let written = outputs.commit_report(&report, log.as_ref(), err)?;
+    printed.context("writing the report to standard output")?;
     if !written {
         status = Status::worst(status, Status::Failure);
     }
     Ok(status)
+}
+
+/// The report on stdout, as `--format` asks: JSON, HTML, or the text report with `lines`
+/// (what the run's outputs and capture say) and the `--fail-if` verdicts under it. Shared
+/// with `mirror`.
+pub(crate) fn print_report(
+    format: ReportFormat,
+    report: &serde_json::Value,
+    stats: &Stats,
+    title: &str,
+    lines: &[String],
+    verdicts: &[gate::Verdict],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        ReportFormat::Html => write!(out, "{}", crate::report::html::page(stats, title))?,
+        ReportFormat::Text => {
+            write!(out, "{}", render::text(stats, title))?;
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            print_verdicts(verdicts, out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The title line of the report: the inputs, the shadow, the pacing, and an interruption.
+fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
+    let files: Vec<String> = settings
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut title = format!(
+        "shadowtap replay  {} -> http://{}   {}",
+        settings.title.clone().unwrap_or_else(|| files.join(" ")),
+        settings.shadow_authority,
+        pacing(settings)
+    );
+    if let Some(signal) = interrupted {
+        title.push_str(&format!("   INTERRUPTED by {}", signal.name()));
+    }
+    title
 }
 
 /// Why the replay must not start: a target is a server in the capture files (decided before
@@ -569,7 +588,7 @@ fn refuse_production_target(settings: &ReplaySettings) -> Option<String> {
     }
     let guard = Guard::new(
         vec![settings.shadow_target.clone()],
-        local_addrs_for(settings),
+        LocalAddrs::of_this_machine(),
         false,
     );
     let (path, server) = production_in_files(settings, &guard)?;

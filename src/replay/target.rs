@@ -4,11 +4,17 @@
 //!
 //! Addresses are compared in canonical form: a v4-mapped IPv6 address is its IPv4 address, an
 //! unspecified target (`0.0.0.0`, `::`) stands for every local address, and a target named
-//! by a host name stands for every address the name resolved to. The rule holds for every
-//! target (the shadow, and a baseline when there is one).
+//! by a host name stands for every address the name resolved to. A target on this machine
+//! (loopback, unspecified, or an address of one of its interfaces) is taken to be every
+//! address of this machine on its port: a server listening on all addresses answers on each
+//! of them, so `127.0.0.1:8080` reaches a production server seen at `10.1.2.3:8080` when that
+//! is this machine's address. The rule holds for every target (the shadow, and a baseline
+//! when there is one).
 
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::reassembly::{EventKind, StreamEvent, StreamSink};
 use crate::replay::select::Skip;
 
 /// An address as the rule compares it: v4-mapped IPv6 as IPv4, no flow info or scope.
@@ -54,27 +60,46 @@ impl Target {
 /// "local to the capture" means for a live capture.
 #[derive(Clone, Debug, Default)]
 pub struct LocalAddrs {
-    /// (interface, canonical address), from libpcap's device list.
+    /// (interface, canonical address), from the kernel's list.
     pub by_interface: Vec<(String, IpAddr)>,
 }
 
 impl LocalAddrs {
-    /// The addresses of every interface libpcap lists (needs no privilege). An error leaves
+    /// The addresses of every interface (`getifaddrs`, no privilege needed). An error leaves
     /// the list empty: loopback addresses are still known to be local.
     pub fn of_this_machine() -> LocalAddrs {
-        let by_interface = pcap::Device::list()
-            .map(|devices| {
-                devices
-                    .into_iter()
-                    .flat_map(|d| {
-                        let name = d.name;
-                        d.addresses
-                            .into_iter()
-                            .map(move |a| (name.clone(), canonical_ip(a.addr)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut by_interface = Vec::new();
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs fills `head` with a list that stays valid until freeifaddrs; each
+        // entry's name is a C string and its address, when not null, a sockaddr of the family
+        // it says, read here only as that family's struct.
+        unsafe {
+            if libc::getifaddrs(&mut head) != 0 {
+                return LocalAddrs::default();
+            }
+            let mut at = head;
+            while let Some(ifa) = at.as_ref() {
+                let ip = match ifa.ifa_addr.as_ref().map(|a| i32::from(a.sa_family)) {
+                    Some(libc::AF_INET) => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))))
+                    }
+                    Some(libc::AF_INET6) => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+                    }
+                    _ => None,
+                };
+                if let Some(ip) = ip {
+                    let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy();
+                    by_interface.push((name.into_owned(), canonical_ip(ip)));
+                }
+                at = ifa.ifa_next;
+            }
+            libc::freeifaddrs(head);
+        }
         LocalAddrs { by_interface }
     }
 
@@ -137,8 +162,8 @@ impl Guard {
         self.targets.iter().position(|t| {
             t.addrs.iter().any(|a| {
                 *a == server
-                    || (a.ip().is_unspecified()
-                        && a.port() == server.port()
+                    || (a.port() == server.port()
+                        && self.local.is_local(a.ip())
                         && self.local.is_local(server.ip()))
             })
         })
@@ -172,32 +197,24 @@ impl Guard {
         &self.targets
     }
 
-    /// For a live capture on `interface`: the first target address that is local to it and
-    /// that `admits` (the capture's filter, asked for a TCP packet to or from that address)
-    /// lets in. Such a target would be captured as production: it is refused at start.
+    /// For a live capture on `interface`: the first address of that interface, on a target's
+    /// port, that `admits` (the capture's filter, asked for a TCP packet to or from that
+    /// address) lets in, where the target is on this machine. Such a target would be captured
+    /// as production. Whether the rule is on is the caller's to decide (`--allow-production-
+    /// target` still needs to know, to keep such traffic visible).
     pub fn local_to_capture(
         &self,
         interface: &str,
         mut admits: impl FnMut(SocketAddr) -> bool,
     ) -> Option<(&Target, SocketAddr)> {
-        if self.allow {
-            return None;
-        }
         let here = self.local.of_interface(interface);
         for t in &self.targets {
-            for a in &t.addrs {
-                let candidates: Vec<SocketAddr> = if a.ip().is_unspecified() {
-                    here.iter()
-                        .map(|ip| SocketAddr::new(*ip, a.port()))
-                        .collect()
-                } else if here.contains(&a.ip())
-                    || (a.ip().is_loopback() && here.iter().any(|ip| ip.is_loopback()))
-                {
-                    vec![*a]
-                } else {
-                    Vec::new()
-                };
-                if let Some(hit) = candidates.into_iter().find(|c| admits(*c)) {
+            for a in t.addrs.iter().filter(|a| self.local.is_local(a.ip())) {
+                let hit = here
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, a.port()))
+                    .find(|c| admits(*c));
+                if let Some(hit) = hit {
                     return Some((t, hit));
                 }
             }
@@ -221,6 +238,44 @@ impl Guard {
         let hosts: Vec<String> = local.iter().map(|a| format!("host {a}")).collect();
         format!("{base} and ({})", hosts.join(" or "))
     }
+}
+
+/// Passes stream events on to `sink`, noting in `seen` the first connection opened with a
+/// target as its server (either end, when the roles are a guess). The pass over capture files
+/// is made of it; in a replay or mirror it makes the stop-at-first-sight rule hold also for a
+/// production server none of whose requests ever becomes an exchange.
+pub struct Opens<'a, S> {
+    pub sink: &'a mut S,
+    pub guard: &'a Guard,
+    pub seen: &'a Cell<Option<SocketAddr>>,
+}
+
+impl<S: StreamSink> StreamSink for Opens<'_, S> {
+    fn event(&mut self, ev: StreamEvent<'_>) {
+        if let EventKind::Open {
+            client,
+            server,
+            midstream,
+        } = ev.kind
+        {
+            if self.seen.get().is_none() {
+                let ends = if midstream { 2 } else { 1 };
+                let hit = [server, client]
+                    .into_iter()
+                    .take(ends)
+                    .find(|a| self.guard.target_of(*a).is_some());
+                self.seen.set(hit);
+            }
+        }
+        self.sink.event(ev);
+    }
+}
+
+/// A sink that drops every event: the pass over capture files looks only at connections.
+pub struct Discard;
+
+impl StreamSink for Discard {
+    fn event(&mut self, _: StreamEvent<'_>) {}
 }
 
 /// A TCP SYN from an arbitrary client to `to`, as an Ethernet frame: what a capture filter is
@@ -331,6 +386,21 @@ mod tests {
     }
 
     #[test]
+    fn a_local_target_is_this_machine_on_its_port() {
+        // A server listening on every address answers on loopback too.
+        let g = guard(&["127.0.0.1:8080"], &[("eth0", "10.1.2.3")]);
+        assert!(g.target_of(addr("10.1.2.3:8080")).is_some());
+        assert!(g.target_of(addr("127.0.0.9:8080")).is_some());
+        assert!(g.target_of(addr("10.1.2.3:8081")).is_none(), "other port");
+        assert!(
+            g.target_of(addr("10.1.2.4:8080")).is_none(),
+            "another machine"
+        );
+        let remote = guard(&["10.9.9.9:8080"], &[("eth0", "10.1.2.3")]);
+        assert!(remote.target_of(addr("10.1.2.3:8080")).is_none());
+    }
+
+    #[test]
     fn a_live_capture_refuses_a_local_target_its_filter_admits() {
         let g = guard(&["127.0.0.1:8080"], &[("eth0", "10.1.2.3")]);
         let port = |p: u16| move |a: SocketAddr| a.port() == p;
@@ -339,10 +409,13 @@ mod tests {
             g.local_to_capture("lo", port(9090)).is_none(),
             "not admitted"
         );
-        assert!(
-            g.local_to_capture("eth0", port(8080)).is_none(),
-            "not on eth0"
+        // Production on eth0's address, port 8080: the loopback shadow reaches it.
+        assert_eq!(
+            g.local_to_capture("eth0", port(8080)).map(|(_, a)| a),
+            Some(addr("10.1.2.3:8080"))
         );
+        let remote = guard(&["10.9.9.9:8080"], &[("eth0", "10.1.2.3")]);
+        assert!(remote.local_to_capture("eth0", port(8080)).is_none());
         let any = guard(&["0.0.0.0:8080"], &[("eth0", "10.1.2.3")]);
         assert_eq!(
             any.local_to_capture("eth0", port(8080)).map(|(_, a)| a),

@@ -116,14 +116,16 @@ pub(super) fn mirror_on(interface: &str, args: &[&str]) -> Mirror {
         .spawn()
         .expect("spawn mirror");
     let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+    // `--user` says it dropped privileges first; notes come before too.
+    let mut before = String::new();
     let mut first = String::new();
-    // `--user` says it dropped privileges first.
-    while first.is_empty() || first.contains("dropped privileges") {
+    while first.is_empty() || first.contains("dropped privileges") || first.contains(": note: ") {
+        before.push_str(&first);
         first.clear();
         reader.read_line(&mut first).expect("read stderr");
     }
-    assert!(first.contains("mirroring "), "{first}");
-    let stderr = Arc::new(Mutex::new(first));
+    assert!(first.contains("mirroring "), "{before}{first}");
+    let stderr = Arc::new(Mutex::new(before + &first));
     let rest = stderr.clone();
     thread::spawn(move || {
         let mut line = String::new();

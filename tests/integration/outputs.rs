@@ -696,3 +696,39 @@ fn an_output_that_cannot_be_created_stops_the_run_before_it_starts_and_leaves_no
     assert!(err.contains(s(&missing)), "{err}");
     assert!(dir.names().is_empty(), "{:?}", dir.names());
 }
+
+#[test]
+fn a_stdout_that_cannot_be_written_does_not_lose_the_side_outputs() {
+    // `| head` that has gone, or stdout on a full disk: the report file and the log are still
+    // put in place, then the run fails (exit 1) naming standard output.
+    let dir = TempDir::new("stdout");
+    let (report, log) = (dir.join("r.json"), dir.join("log.jsonl"));
+    let server = shadow(Behaviour::Answer(200));
+    let args = [
+        "replay",
+        &demo_pcap(),
+        "--shadow",
+        &server.url,
+        "--speed",
+        "max",
+        "--progress",
+        "never",
+        "--report-json",
+        s(&report),
+        "--log",
+        s(&log),
+    ]
+    .map(|a| a.to_string());
+    let out = Command::new(bin())
+        .args(&args)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("standard output"), "{err}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(saved["counts"]["replayed"], 759, "{}", saved["counts"]);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 759);
+}
