@@ -71,3 +71,57 @@ fn mirror_on_a_tap_port_sees_other_hosts_traffic() {
         "{report}"
     );
 }
+
+#[test]
+fn a_shadow_that_is_production_seen_from_a_tap_port_stops_at_first_sight() {
+    // The shadow URL names the production server across the bridge. Filtering the shadow's
+    // traffic out of the capture once hid all of production's (seen 0, exit 0, no word); now
+    // only this host's own traffic with it is left out, production's stays visible, and
+    // nothing is sent to it.
+    if capture_skipped() {
+        return;
+    }
+    if !netns::available() {
+        eprintln!("skipped: network namespaces cannot be made here");
+        return;
+    }
+    let hub = Hub::new();
+    let server_ip = hub.server_ip.clone();
+    let prod: SocketAddr = Hub::within(&hub.server_ns, move || {
+        production(&format!("{server_ip}:0"))
+    });
+    let m = mirror_on(
+        &hub.tap,
+        &[
+            "--promisc",
+            "--port",
+            &prod.port().to_string(),
+            "--shadow",
+            &format!("http://{prod}"),
+        ],
+    );
+    let mut conn: TcpStream = Hub::within(&hub.client_ns, move || {
+        TcpStream::connect_timeout(&prod, Duration::from_secs(5))
+            .expect("connect across the bridge")
+    });
+    for i in 0..3 {
+        exchange(
+            &mut conn,
+            &format!("GET /prod/{i} HTTP/1.1\r\nHost: prod\r\n\r\n"),
+            1,
+        );
+    }
+    drop(conn);
+    let (code, report, err) = m.stop("-INT", Duration::from_millis(800));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["seen"], 3, "{report}");
+    assert_eq!(report["counts"]["replayed"], 0, "{report}");
+    assert_eq!(
+        report["counts"]["filtered"]["production_target"], 3,
+        "{report}"
+    );
+    assert!(
+        err.contains("a server in the capture (production): nothing more is sent"),
+        "{err}"
+    );
+}

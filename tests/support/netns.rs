@@ -53,7 +53,10 @@ pub struct Hub {
 
 impl Hub {
     pub fn new() -> Hub {
-        let id = std::process::id() % 100_000;
+        // Unique per hub: tests of one process may each build one at the same time.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let id = std::process::id() % 10_000 * 10 + n;
         let subnet = id % 250 + 1;
         let hub = Hub {
             client_ns: format!("stcli{id}"),
