@@ -206,11 +206,15 @@ pub fn text(stats: &Stats, title: &str) -> String {
             pct(b, s.requests)
         );
     }
-    let errors: u64 = s.errors.values().sum();
+    // As `error_rate`: requests cut because the run stopped are listed, not counted.
+    let errors = s.blamed_errors();
     let detail = s
         .errors
         .iter()
-        .map(|(k, n)| format!("{k} {n}"))
+        .map(|(k, n)| match crate::replay::stats::is_ours(k) {
+            true => format!("{k} {n}, not counted"),
+            false => format!("{k} {n}"),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let _ = writeln!(
