@@ -493,6 +493,34 @@ mod tests {
     }
 
     #[test]
+    fn requests_cut_at_shutdown_are_listed_but_not_in_the_error_share() {
+        let mut s = Stats::default();
+        s.replayed(
+            "GET /a",
+            None,
+            Err(Failure::Timeout),
+            Duration::from_secs(5),
+        );
+        for _ in 0..3 {
+            s.replayed(
+                "GET /a",
+                None,
+                Err(Failure::Shutdown),
+                Duration::from_secs(5),
+            );
+        }
+        let text = text(&s, "t");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("transport errors"))
+            .unwrap_or_else(|| panic!("no transport errors row in\n{text}"));
+        assert!(row.contains("25.00%"), "{row}");
+        assert!(row.contains("shutdown 3, not counted"), "{row}");
+        assert_eq!(json(&s)["shadow"]["error_rate"], 0.25);
+        assert_eq!(json(&s)["shadow"]["errors"]["shutdown"], 3);
+    }
+
+    #[test]
     fn json_round_trips_through_from_json() {
         let stats = sample();
         let first = json(&stats);
