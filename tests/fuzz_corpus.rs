@@ -68,6 +68,11 @@ fn pipeline_work_stays_proportional_to_each_input() {
         assert!(w.events <= 8 * (w.segments + 1), "{name}: {w:?}");
         assert!(w.exchanges <= w.bytes + w.segments, "{name}: {w:?}");
         assert!(w.peak_held <= w.memcap, "{name}: {w:?}");
+        assert!(
+            w.visits <= 16 * (w.segments + 1) + w.bytes + w.missing,
+            "{name}: {w:?}"
+        );
+        assert!(w.http_peak <= w.http_memcap, "{name}: {w:?}");
     }
 }
 
@@ -79,6 +84,8 @@ fn a_few_script_bytes_expand_into_thousands_of_segments() {
     // 1024 connections, each with an unfinished head.
     let w = fuzzing::pipeline(&flows_script());
     assert!(w.segments >= 5 * 1024 && w.bytes > 1024 * 1024, "{w:?}");
+    // ... more than the HTTP budget holds: its cap is reached, not only checked.
+    assert!(w.http_peak > w.http_memcap / 2, "{w:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{Seek, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -66,8 +67,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     // A rotated file left by an earlier run is refused now, not when the capture reaches it.
     let earlier = rotate
         .filter(|_| !args.force)
-        .map(|_| rotated(&args.write, 1))
-        .filter(|p| std::fs::symlink_metadata(p).is_ok());
+        .and_then(|_| first_rotated(&args.write));
     let created = match earlier {
         Some(p) => Err(OutputError::Exists { path: p }),
         None => create(&path, live.link, args.force),
@@ -212,6 +212,37 @@ fn count_exchanges(mut first: File, rest: &[PathBuf], limits: &Limits) -> anyhow
     reassembler.finish(&mut tracker);
     drop(tracker);
     Ok(exchanges)
+}
+
+/// The first rotated file of `base` (`PATH.N`, `N` a positive integer as [`rotated`] spells
+/// it) already in its directory, in any state (a file, a link, a directory), if there is one.
+/// A directory that cannot be listed has none: creating `base` in it reports why.
+fn first_rotated(base: &Path) -> Option<PathBuf> {
+    let name = base.file_name()?.as_bytes();
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let entry = entry.file_name();
+            let n = entry.as_bytes().strip_prefix(name)?.strip_prefix(b".")?;
+            rotation_number(n)
+        })
+        .min()
+        .map(|n| rotated(base, n))
+}
+
+/// `N` of a `PATH.N` that [`rotated`] may write: decimal, no sign, no leading zero, not 0.
+fn rotation_number(n: &[u8]) -> Option<u32> {
+    let canonical =
+        n.first().is_some_and(|&d| (b'1'..=b'9').contains(&d)) && n.iter().all(u8::is_ascii_digit);
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(n).ok()?.parse().ok()
 }
 
 /// The name of the `n`th rotated file: `PATH.n`.

@@ -6,7 +6,8 @@
 //! few bytes, so the fuzzer reaches the states that need many segments (RELIABILITY.md T20,
 //! L05) within a small input. What each input makes the pipeline do is counted in [`Work`]
 //! and checked against the input: at most [`EXPANSION`] bytes fed per input byte, a bounded
-//! number of events per segment fed, and no more out-of-order bytes held than the cap.
+//! number of events and of reassembly chunks looked at per segment fed, no more out-of-order
+//! bytes held than the reassembler's cap and no more HTTP bytes than the tracker's.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -28,6 +29,16 @@ const MAX_FLOWS: u16 = 1024;
 /// Events one segment may cause, at most (Open, Data, Gap, Conflict, End, Close, plus the
 /// flushes of an eviction counted against the segments that filled the table).
 const EVENTS_PER_SEGMENT: u64 = 8;
+/// Reassembly chunks one segment may cause to be looked at, at most, on top of one per byte
+/// it covers (a segment over many held one-byte chunks walks each of them once): a find on
+/// each side of the insert, the pieces walked, the hole count, and later the chunk's removal
+/// when it is delivered. A walk over every held chunk per insert (T20, 1 M one-byte segments
+/// out of order took 47 s) costs thousands per segment.
+const VISITS_PER_SEGMENT: u64 = 16;
+/// The HTTP tracker's byte budget here (`--http-memcap`; 128 MiB by default): small enough
+/// that a `flows` operation (1024 unfinished heads of up to 1 KiB) runs into it, so what the
+/// tracker gives up at its cap is fuzzed and its peak is checked against a cap it reaches.
+const HTTP_MEMCAP: usize = 256 * 1024;
 /// What burst segments carry, cycled.
 const PATTERN: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
 /// The start of a head that never ends, for the `flows` operation.
@@ -50,6 +61,11 @@ pub struct Work {
     pub segments: u64,
     /// Payload bytes handed to the reassembler.
     pub bytes: u64,
+    /// Bytes the segments declared but did not capture (cut by the snap length): they take
+    /// sequence space as payload does.
+    pub missing: u64,
+    /// Reassembly chunks looked at (found, walked or removed; `reassembly::chunks_visited`).
+    pub visits: u64,
     /// Stream events the reassembler emitted.
     pub events: u64,
     /// Exchanges the HTTP layer emitted.
@@ -59,6 +75,10 @@ pub struct Work {
     pub peak_held: u64,
     /// The reassembler's cap on them (`Limits::memcap`).
     pub memcap: u64,
+    /// Most bytes the HTTP tracker held under its budget (`http.memuse_peak`).
+    pub http_peak: u64,
+    /// The tracker's cap on them (`http1::Limits::memcap`, `--http-memcap`).
+    pub http_memcap: u64,
 }
 
 impl Work {
@@ -74,6 +94,11 @@ impl Work {
         );
         assert!(self.exchanges <= self.bytes + self.segments, "{self:?}");
         assert!(self.peak_held <= self.memcap, "{self:?}");
+        assert!(
+            self.visits <= VISITS_PER_SEGMENT * (self.segments + 1) + self.bytes + self.missing,
+            "{self:?}"
+        );
+        assert!(self.http_peak <= self.http_memcap, "{self:?}");
     }
 }
 
@@ -101,11 +126,14 @@ impl<F: FnMut(crate::http1::Exchange)> Stages<F> {
     fn push(&mut self, seg: &Segment<'_>) {
         self.work.segments += 1;
         self.work.bytes += seg.payload.len() as u64;
+        self.work.missing += u64::from(seg.missing);
         let mut sink = Counting {
             inner: &mut self.tracker,
             events: 0,
         };
+        let visited = crate::reassembly::chunks_visited();
         self.reassembler.push(seg, &mut sink);
+        self.work.visits += crate::reassembly::chunks_visited().wrapping_sub(visited);
         self.work.events += sink.events;
         let held = self.reassembler.counters().memuse;
         self.work.peak_held = self.work.peak_held.max(held);
@@ -116,15 +144,19 @@ impl<F: FnMut(crate::http1::Exchange)> Stages<F> {
             inner: &mut self.tracker,
             events: 0,
         };
+        let visited = crate::reassembly::chunks_visited();
         self.reassembler.finish(&mut sink);
+        self.work.visits += crate::reassembly::chunks_visited().wrapping_sub(visited);
         self.work.events += sink.events;
+        self.work.http_peak = self.tracker.counters().memuse_peak;
         self.work
     }
 }
 
 /// Any bytes through every stage; returns the work done, checked against the input.
 pub fn pipeline(data: &[u8]) -> Work {
-    let limits = Limits::default();
+    let mut limits = Limits::default();
+    limits.http1.memcap = HTTP_MEMCAP;
     let mut exchanges = 0u64;
     let mut stages = Stages {
         reassembler: Reassembler::new(limits.reassembly.clone()),
@@ -132,6 +164,7 @@ pub fn pipeline(data: &[u8]) -> Work {
         work: Work {
             input: data.len() as u64,
             memcap: limits.reassembly.memcap as u64,
+            http_memcap: limits.http1.memcap as u64,
             ..Work::default()
         },
     };

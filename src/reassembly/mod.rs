@@ -22,6 +22,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use half::chunks_visited;
 pub use limits::{Limits, ReassemblyCounters};
 pub use table::Reassembler;
 

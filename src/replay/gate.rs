@@ -150,7 +150,11 @@ fn value(report: &Value, t: &Term) -> Result<f64, String> {
                     .ok_or_else(|| format!("{name}: not in the report"))?;
             }
             let n = if let Some(obj) = v.as_object() {
-                obj.values().filter_map(Value::as_f64).sum()
+                // `shadow.errors`: the kinds the shadow is to blame for.
+                obj.iter()
+                    .filter(|(kind, _)| !crate::replay::stats::is_ours(kind))
+                    .filter_map(|(_, n)| n.as_f64())
+                    .sum()
             } else {
                 v.as_f64().ok_or_else(|| format!("{name}: no samples"))?
             };
@@ -212,6 +216,15 @@ mod tests {
         let crossed: Vec<bool> = v.iter().map(|v| v.crossed).collect();
         assert_eq!(crossed, [true, true, false, false]);
         assert_eq!(v[1].right, 1200.0);
+    }
+
+    #[test]
+    fn requests_cut_at_shutdown_are_not_shadow_errors_for_a_gate() {
+        let mut r = report();
+        r["shadow"]["errors"] = json!({"timeout": 1, "shutdown": 40});
+        let v = evaluate(&parse("shadow.errors>1,shadow.errors>=1").unwrap(), &r);
+        assert_eq!(v[0].left, 1.0, "{v:?}");
+        assert!(!v[0].crossed && v[1].crossed, "{v:?}");
     }
 
     #[test]

@@ -155,17 +155,35 @@ impl Selection {
     }
 }
 
-/// The path part of a request-target (absolute-form's scheme and authority removed).
+/// The path part of a request-target: absolute-form's scheme and authority removed, so
+/// the userinfo (`user:password@`) of `HTTP://user:PASS@host/a` never reaches a route name,
+/// a path filter or the request sent to the shadow. A scheme is matched in any case (RFC
+/// 3986 section 3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` then `://`), and the
+/// authority ends at the first `/`, `?` or `#` (section 3.2). An absolute-form target with
+/// an empty path becomes `/` (its query is dropped). Origin-form, `*` and authority-form
+/// are returned unchanged.
 pub fn path_of(target: &[u8]) -> &[u8] {
-    let rest = target
-        .strip_prefix(b"http://")
-        .or_else(|| target.strip_prefix(b"https://"));
-    match rest {
-        Some(r) => match memchr::memchr(b'/', r) {
-            Some(i) => &r[i..],
-            None => b"/",
-        },
-        None => target,
+    let Some(rest) = after_scheme(target) else {
+        return target;
+    };
+    match rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) {
+        Some(i) if rest[i] == b'/' => &rest[i..],
+        _ => b"/",
+    }
+}
+
+/// What follows `scheme://` when `target` starts with a scheme, if it does.
+fn after_scheme(target: &[u8]) -> Option<&[u8]> {
+    let colon = memchr::memchr(b':', target)?;
+    let scheme = &target[..colon];
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if valid {
+        target[colon..].strip_prefix(b"://")
+    } else {
+        None
     }
 }
 
@@ -353,6 +371,36 @@ mod tests {
             s.check(&ex("GET", "/static/x", Flags::default(), true)),
             Err(Skip::Path)
         );
+    }
+
+    #[test]
+    fn absolute_form_loses_scheme_and_authority_in_any_case() {
+        assert_eq!(path_of(b"HTTP://host/a?b=1"), b"/a?b=1");
+        assert_eq!(path_of(b"Https://host:8443/a"), b"/a");
+        assert_eq!(path_of(b"http://host"), b"/");
+        assert_eq!(path_of(b"svn+ssh.x-y://host/a"), b"/a");
+    }
+
+    #[test]
+    fn userinfo_never_stays_in_the_path() {
+        for t in [
+            &b"HTTP://user:PASS@host/a"[..],
+            b"http://user:PASS@host/a",
+            b"hTtPs://user:PASS@host:443/a",
+        ] {
+            assert_eq!(path_of(t), b"/a", "{}", String::from_utf8_lossy(t));
+        }
+        assert_eq!(path_of(b"HTTP://user:PASS@host?q=1"), b"/");
+        assert_eq!(path_of(b"HTTP://user:PASS@host"), b"/");
+    }
+
+    #[test]
+    fn other_forms_are_left_as_they_are() {
+        assert_eq!(path_of(b"/go?to=http://x/y"), b"/go?to=http://x/y");
+        assert_eq!(path_of(b"/a://b"), b"/a://b");
+        assert_eq!(path_of(b"*"), b"*");
+        assert_eq!(path_of(b"host:443"), b"host:443");
+        assert_eq!(path_of(b"1http://host/a"), b"1http://host/a");
     }
 
     #[test]

@@ -70,13 +70,29 @@ impl Side {
         }
     }
 
-    /// (5xx + transport errors) / requests, 0 without requests.
+    /// Transport errors the shadow is to blame for: every kind but `shutdown` (requests cut
+    /// because this run stopped), so a signal or the end of `--duration` cannot cross a gate.
+    pub fn blamed_errors(&self) -> u64 {
+        self.errors
+            .iter()
+            .filter(|(kind, _)| !is_ours(kind))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// (5xx + transport errors but `shutdown`) / requests, 0 without requests.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
             return 0.0;
         }
-        (self.status[5] + self.errors.values().sum::<u64>()) as f64 / self.requests as f64
+        (self.status[5] + self.blamed_errors()) as f64 / self.requests as f64
     }
+}
+
+/// Error kinds caused by this run, not by the shadow: kept in `shadow.errors` to be seen, left
+/// out of `error_rate` and of the `shadow.errors` total `--fail-if` compares.
+pub fn is_ours(kind: &str) -> bool {
+    kind == Failure::Shutdown.name()
 }
 
 #[derive(Clone, Default)]
@@ -370,6 +386,30 @@ mod tests {
         assert_eq!(s.shadow.error_rate(), 1.0);
         assert_eq!(s.production.error_rate(), 0.0);
         assert_eq!(s.mismatch, 0);
+    }
+
+    #[test]
+    fn requests_cut_by_the_drain_deadline_are_seen_but_not_blamed_on_the_shadow() {
+        let mut s = Stats::default();
+        let ok = Answer {
+            status: 200,
+            ttfb: Duration::from_millis(1),
+            total: Duration::from_millis(2),
+            body_len: 0,
+            body_cut: false,
+        };
+        for shadow in [
+            Ok(ok),
+            Ok(ok),
+            Err(Failure::Timeout),
+            Err(Failure::Shutdown),
+        ] {
+            s.replayed("GET /a", None, shadow, Duration::from_secs(5));
+        }
+        assert_eq!(s.shadow.errors.get("shutdown"), Some(&1));
+        assert_eq!(s.shadow.blamed_errors(), 1);
+        assert_eq!(s.shadow.error_rate(), 0.25);
+        assert_eq!(s.routes["GET /a"].shadow.error_rate(), 0.25);
     }
 
     #[test]

@@ -42,8 +42,16 @@ const BUCKETS: [(&str, u64); 14] = [
 ];
 
 /// The shadow's transport error kinds (`Failure::name`), all always present so that series
-/// never appear or disappear (the JSON report lists the same five).
-const ERROR_KINDS: [&str; 5] = ["timeout", "connect", "reset", "circuit_open", "other"];
+/// never appear or disappear (the JSON report lists the same six). `shutdown` (cut at the
+/// drain deadline) is the run's doing, not the shadow's, and is shown all the same.
+const ERROR_KINDS: [&str; 6] = [
+    "timeout",
+    "connect",
+    "reset",
+    "circuit_open",
+    "shutdown",
+    "other",
+];
 
 /// Labels of `Side::status`, index by index. `Side::status` files a status under
 /// `status / 100` capped at 5, so index 0 holds codes 0-99 (not valid HTTP, yet parsed from
@@ -190,6 +198,12 @@ pub fn exposition(stats: &Stats, capture: &Capture) -> String {
         let n = stats.shadow.errors.get(kind).copied().unwrap_or(0);
         let _ = writeln!(o, "shadowtap_shadow_errors_total{{kind=\"{kind}\"}} {n}");
     }
+    counter(
+        &mut o,
+        "shadowtap_shadow_truncated_total",
+        "Shadow answers whose body was cut at the drain cap (status and ttfb kept).",
+        stats.shadow.truncated,
+    );
     counter(
         &mut o,
         "shadowtap_status_mismatches_total",
@@ -612,6 +626,7 @@ mod tests {
             ("shadowtap_requests_not_replayed_total", "counter"),
             ("shadowtap_responses_total", "counter"),
             ("shadowtap_shadow_errors_total", "counter"),
+            ("shadowtap_shadow_truncated_total", "counter"),
             ("shadowtap_status_mismatches_total", "counter"),
             ("shadowtap_capture_packets_total", "counter"),
             ("shadowtap_capture_kernel_drops_total", "counter"),
@@ -627,6 +642,23 @@ mod tests {
         }
         assert_eq!(value(&text, "shadowtap_http_memuse_bytes"), 4096.0);
         assert_eq!(value(&text, "shadowtap_http_memcap_hits_total"), 2.0);
+    }
+
+    #[test]
+    fn requests_cut_at_shutdown_and_bodies_cut_at_the_drain_cap_are_exposed() {
+        let mut s = Stats::default();
+        s.replayed("GET /a", None, Err(Failure::Shutdown), TIMEOUT);
+        s.replayed("GET /a", None, Err(Failure::Shutdown), TIMEOUT);
+        let cut = Answer {
+            body_cut: true,
+            ..answer(200, 2, 3).unwrap()
+        };
+        s.replayed("GET /b", None, Ok(cut), TIMEOUT);
+        let text = exposition(&s, &capture());
+        check(&text);
+        let shutdown = "shadowtap_shadow_errors_total{kind=\"shutdown\"}";
+        assert_eq!(value(&text, shutdown), 2.0);
+        assert_eq!(value(&text, "shadowtap_shadow_truncated_total"), 1.0);
     }
 
     #[test]

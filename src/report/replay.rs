@@ -206,11 +206,15 @@ pub fn text(stats: &Stats, title: &str) -> String {
             pct(b, s.requests)
         );
     }
-    let errors: u64 = s.errors.values().sum();
+    // As `error_rate`: requests cut because the run stopped are listed, not counted.
+    let errors = s.blamed_errors();
     let detail = s
         .errors
         .iter()
-        .map(|(k, n)| format!("{k} {n}"))
+        .map(|(k, n)| match crate::replay::stats::is_ours(k) {
+            true => format!("{k} {n}, not counted"),
+            false => format!("{k} {n}"),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let _ = writeln!(
@@ -486,6 +490,34 @@ mod tests {
             std::fs::read_to_string(path).unwrap(),
             "run with UPDATE_GOLDEN=1 to accept a change"
         );
+    }
+
+    #[test]
+    fn requests_cut_at_shutdown_are_listed_but_not_in_the_error_share() {
+        let mut s = Stats::default();
+        s.replayed(
+            "GET /a",
+            None,
+            Err(Failure::Timeout),
+            Duration::from_secs(5),
+        );
+        for _ in 0..3 {
+            s.replayed(
+                "GET /a",
+                None,
+                Err(Failure::Shutdown),
+                Duration::from_secs(5),
+            );
+        }
+        let text = text(&s, "t");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("transport errors"))
+            .unwrap_or_else(|| panic!("no transport errors row in\n{text}"));
+        assert!(row.contains("25.00%"), "{row}");
+        assert!(row.contains("shutdown 3, not counted"), "{row}");
+        assert_eq!(json(&s)["shadow"]["error_rate"], 0.25);
+        assert_eq!(json(&s)["shadow"]["errors"]["shutdown"], 3);
     }
 
     #[test]

@@ -274,3 +274,62 @@ fn without_capture_privilege_the_error_says_how_to_grant_it() {
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
     }
 }
+
+#[test]
+fn any_rotated_file_left_by_an_earlier_run_is_refused_before_capturing() {
+    if capture_skipped() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("shadowtap-capture-left-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lo.pcap");
+    // Not names a rotation writes: never refused.
+    for other in [
+        "lo.pcap.0",
+        "lo.pcap.01",
+        "lo.pcap.x",
+        "lo.pcap.3.bak",
+        "lo.pcapx.3",
+    ] {
+        std::fs::write(dir.join(other), b"keep").unwrap();
+    }
+    let run = |extra: &[&str]| {
+        Command::new(bin())
+            .args(["capture", "-i", "lo", "-w", file.to_str().unwrap()])
+            .args([
+                "--port",
+                "9",
+                "--rotate-size",
+                "1KiB",
+                "--duration",
+                "200ms",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_file(&file).unwrap();
+
+    // PATH.3 and PATH.7, not PATH.1: the first one is named, nothing is created.
+    std::fs::write(dir.join("lo.pcap.7"), b"earlier").unwrap();
+    std::os::unix::fs::symlink("/nonexistent", dir.join("lo.pcap.3")).unwrap();
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("lo.pcap.3") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(!file.exists(), "the capture must not start");
+    assert_eq!(std::fs::read(dir.join("lo.pcap.7")).unwrap(), b"earlier");
+
+    // --force starts anyway.
+    let out = run(&["--force"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(file.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

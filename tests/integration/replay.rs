@@ -879,6 +879,43 @@ fn unfinished_heads_and_invalid_requests_are_in_the_accounting() {
 }
 
 #[test]
+fn userinfo_of_an_absolute_form_target_reaches_no_route_and_no_shadow() {
+    use crate::support::packets::{Conv, Link};
+    let mut conv = Conv::new("10.3.0.1:40000", "10.4.0.1:80", Link::Ethernet);
+    conv.handshake();
+    for target in ["HTTP://user:PASS@h/a", "Https://user:PASS@h/b?x=1"] {
+        conv.client(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+    conv.close();
+    let (dir, file) = capture_file("userinfo", vec![conv]);
+    let s = shadow(Behaviour::Answer(500));
+    let (code, report, err) = replay(&[file.to_str().unwrap()], &s.url, &["--speed", "max"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["replayed"], 2, "{report}");
+    let routes: Vec<&str> = report["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["route"].as_str())
+        .collect();
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(
+        routes.contains(&"GET /a") && routes.contains(&"GET /b"),
+        "{routes:?}"
+    );
+    let whole = report.to_string();
+    assert!(!whole.contains("PASS"), "{whole}");
+    for req in s.seen.lock().unwrap().iter() {
+        assert!(
+            !String::from_utf8_lossy(req).contains("PASS"),
+            "sent with userinfo"
+        );
+    }
+}
+
+#[test]
 fn the_http_memory_budget_is_a_flag_and_what_it_refuses_is_counted() {
     use crate::support::packets::{Conv, Link};
     // 40 slow clients, each with 60 KiB of head and no end, under a 1 MiB budget.
