@@ -20,6 +20,8 @@ mod privileges;
 mod production;
 #[path = "integration/replay.rs"]
 mod replay;
+#[path = "integration/routes.rs"]
+mod routes;
 #[path = "integration/saved_report.rs"]
 mod saved_report;
 #[path = "integration/segmentation.rs"]

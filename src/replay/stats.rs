@@ -2,7 +2,7 @@
 //! HdrHistogram latencies (1 µs to 1 hour, 3 significant digits), overall and per route, plus
 //! the accounting of every request seen (DESIGN.md "What is measured, exactly").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -12,10 +12,13 @@ use super::select::Skip;
 
 /// Highest latency a histogram records, in µs (1 hour); longer values are clamped to it.
 const MAX_US: u64 = 3_600_000_000;
-/// Routes tracked one by one; the rest are counted under `other` (DESIGN.md: the same cap on
-/// every node keeps merged reports exact).
+/// Routes tracked one by one; the rest are counted under [`OTHER`] (DESIGN.md: the same cap on
+/// every node keeps merged reports exact). Which routes are kept: see [`Routes`].
 pub const MAX_ROUTES: usize = 1000;
-/// Status mismatch kinds listed in the report.
+/// The route-table entry holding every route past the cap.
+pub const OTHER: &str = "other";
+/// Status mismatch kinds listed in the report: the smallest keys (route, production status,
+/// shadow status), so the list does not depend on arrival either.
 const MAX_MISMATCH_KINDS: usize = 10_000;
 
 /// A histogram of 1 µs to [`MAX_US`] at 3 significant digits that grows to the largest value
@@ -102,6 +105,99 @@ pub struct Route {
     pub mismatch: u64,
 }
 
+impl Route {
+    fn merge(&mut self, other: &Route) {
+        self.production.merge(&other.production);
+        self.shadow.merge(&other.shadow);
+        self.mismatch += other.mismatch;
+    }
+}
+
+/// The route table: the [`MAX_ROUTES`] routes whose names sort first (byte order) among all
+/// the routes seen, each with its own figures, and [`OTHER`], which holds every other route's
+/// requests with exact counts and merged histograms.
+///
+/// Kept by name, not by arrival or by traffic, because the kept set must be decided the same
+/// way whatever the order requests finish in, the grouping of shards, or the order reports
+/// are merged in, and the same way on one node as on the combined data. A route among the
+/// first `MAX_ROUTES` names of the combined data is among the first of every part holding
+/// it, so no part ever folds it into `other`: capping each node and then merging gives
+/// exactly the table of the combined run, in any order and grouping. Keeping the busiest
+/// routes cannot do that in bounded memory: a route just under the cut on every node can be
+/// over it once the nodes are added up, but its requests already went to `other` on each.
+#[derive(Clone, Default)]
+pub struct Routes {
+    named: BTreeMap<String, Route>,
+    other: Option<Route>,
+}
+
+impl Routes {
+    /// Entries in the table, `other` included (at most `MAX_ROUTES + 1`).
+    pub fn len(&self) -> usize {
+        self.named.len() + usize::from(self.other.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The kept routes in name order, then `other` if any route went there.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Route)> {
+        self.named
+            .iter()
+            .map(|(name, r)| (name.as_str(), r))
+            .chain(self.other.iter().map(|r| (OTHER, r)))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Route> {
+        if name == OTHER {
+            self.other.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    /// The entry `name`'s figures go to, whether it is `name`'s own, and the route pushed
+    /// into `other` to make room for it, if one was (the caller moves what else is keyed by
+    /// that name). Two lookups for a known route; a new one costs at most one eviction.
+    fn slot(&mut self, name: &str) -> (&mut Route, bool, Option<String>) {
+        let mut evicted = None;
+        let kept =
+            name != OTHER && (self.named.contains_key(name) || self.admit(name, &mut evicted));
+        let entry = match self.named.get_mut(name) {
+            Some(r) if kept => r,
+            _ => self.other.get_or_insert_with(Route::default),
+        };
+        (entry, kept, evicted)
+    }
+
+    /// Adds a route not in the table if it belongs there: there is room, or it sorts before
+    /// the last kept name, which then goes to `other` (its name into `evicted`).
+    fn admit(&mut self, name: &str, evicted: &mut Option<String>) -> bool {
+        if self.named.len() >= MAX_ROUTES {
+            match self.named.last_key_value() {
+                Some((last, _)) if name < last.as_str() => {}
+                _ => return false,
+            }
+            if let Some((gone, r)) = self.named.pop_last() {
+                self.other.get_or_insert_with(Route::default).merge(&r);
+                *evicted = Some(gone);
+            }
+        }
+        self.named.insert(name.to_string(), Route::default());
+        true
+    }
+}
+
+#[cfg(test)]
+impl std::ops::Index<&str> for Routes {
+    type Output = Route;
+
+    fn index(&self, name: &str) -> &Route {
+        self.get(name).expect("route in the table")
+    }
+}
+
 /// Everything a replay report holds.
 #[derive(Clone, Default)]
 pub struct Stats {
@@ -114,7 +210,7 @@ pub struct Stats {
     pub mismatch: u64,
     /// (route, production status, shadow status) -> count.
     pub mismatches: BTreeMap<(String, u16, u16), u64>,
-    pub routes: HashMap<String, Route, ahash::RandomState>,
+    pub routes: Routes,
     /// Actual minus intended send time, µs (schedule lateness).
     pub lateness: Option<Histogram<u64>>,
 }
@@ -175,17 +271,8 @@ impl Stats {
     ) {
         self.seen += 1;
         self.replayed += 1;
-        let key = if self.routes.len() < MAX_ROUTES || self.routes.contains_key(route) {
-            route
-        } else {
-            "other"
-        };
-        if !self.routes.contains_key(key) {
-            self.routes.insert(key.to_string(), Route::default());
-        }
-        let Some(route_stats) = self.routes.get_mut(key) else {
-            return;
-        };
+        let (route_stats, kept, evicted) = self.routes.slot(route);
+        let key = if kept { route } else { OTHER };
         for side in [&mut self.production, &mut route_stats.production] {
             if let Some((status, ttfb, total)) = production {
                 side.requests += 1;
@@ -222,13 +309,54 @@ impl Stats {
             if p != a.status {
                 self.mismatch += 1;
                 route_stats.mismatch += 1;
-                if self.mismatches.len() < MAX_MISMATCH_KINDS {
-                    *self
-                        .mismatches
-                        .entry((key.to_string(), p, a.status))
-                        .or_default() += 1;
-                }
+                *self
+                    .mismatches
+                    .entry((key.to_string(), p, a.status))
+                    .or_default() += 1;
             }
+        }
+        if let Some(gone) = evicted {
+            self.fold_mismatches(&gone);
+        }
+        self.trim_mismatches();
+    }
+
+    /// Adds a route's figures to the table (a saved report's, another run's): under its own
+    /// name if it is kept, else to `other` along with its mismatch kinds.
+    pub fn add_route(&mut self, name: &str, r: &Route) {
+        let (mine, kept, evicted) = self.routes.slot(name);
+        mine.merge(r);
+        if let Some(gone) = evicted {
+            self.fold_mismatches(&gone);
+        }
+        if !kept {
+            self.fold_mismatches(name);
+        }
+    }
+
+    /// Moves the mismatch kinds of a route that went to `other` under `other`'s name.
+    fn fold_mismatches(&mut self, name: &str) {
+        if name == OTHER {
+            return;
+        }
+        let from = (name.to_string(), 0, 0);
+        let to = (name.to_string(), u16::MAX, u16::MAX);
+        let moved: Vec<_> = self
+            .mismatches
+            .range(from..=to)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        for ((_, p, s), n) in moved {
+            self.mismatches.remove(&(name.to_string(), p, s));
+            *self.mismatches.entry((OTHER.into(), p, s)).or_default() += n;
+        }
+    }
+
+    /// Keeps the [`MAX_MISMATCH_KINDS`] smallest mismatch keys (the counts in `mismatch`
+    /// stay whole).
+    fn trim_mismatches(&mut self) {
+        while self.mismatches.len() > MAX_MISMATCH_KINDS {
+            self.mismatches.pop_last();
         }
     }
 }
@@ -251,8 +379,9 @@ impl Side {
 }
 
 impl Stats {
-    /// Adds another run's figures: counts add up and histograms merge losslessly, so the
-    /// merge of two reports equals the report of the combined run.
+    /// Adds another run's figures: counts add up and histograms merge losslessly, and the
+    /// route table keeps the same routes whatever the order and grouping of merges (see
+    /// [`Routes`]), so the merge of two reports equals the report of the combined run.
     pub fn merge(&mut self, other: &Stats) {
         self.seen += other.seen;
         self.replayed += other.replayed;
@@ -265,17 +394,10 @@ impl Stats {
         for (k, n) in &other.mismatches {
             *self.mismatches.entry(k.clone()).or_default() += n;
         }
-        for (name, r) in &other.routes {
-            let key = if self.routes.len() < MAX_ROUTES || self.routes.contains_key(name) {
-                name.as_str()
-            } else {
-                "other"
-            };
-            let mine = self.routes.entry(key.to_string()).or_default();
-            mine.production.merge(&r.production);
-            mine.shadow.merge(&r.shadow);
-            mine.mismatch += r.mismatch;
+        for (name, r) in other.routes.iter() {
+            self.add_route(name, r);
         }
+        self.trim_mismatches();
         match (&mut self.lateness, &other.lateness) {
             (Some(a), Some(b)) => {
                 let _ = a.add(b);
@@ -447,5 +569,43 @@ mod tests {
         }
         assert_eq!(s.routes.len(), MAX_ROUTES + 1);
         assert_eq!(s.routes["other"].shadow.requests, 5);
+    }
+
+    #[test]
+    fn the_table_keeps_the_first_names_whatever_order_they_arrive_in() {
+        let mismatch = Answer {
+            status: 500,
+            ttfb: Duration::from_millis(1),
+            total: Duration::from_millis(2),
+            body_len: 0,
+            body_cut: false,
+        };
+        let mut backwards = Stats::default();
+        // The last names first: each later one pushes the last kept route into `other`,
+        // its mismatch kinds with it.
+        for i in (0..MAX_ROUTES + 5).rev() {
+            backwards.replayed(
+                &format!("GET /r{i:04}"),
+                Some((200, 10, None)),
+                Ok(mismatch),
+                Duration::from_secs(1),
+            );
+        }
+        assert_eq!(backwards.routes.len(), MAX_ROUTES + 1);
+        let names: Vec<&str> = backwards.routes.iter().map(|(n, _)| n).collect();
+        assert_eq!(names[0], "GET /r0000");
+        assert_eq!(
+            names[MAX_ROUTES - 1],
+            format!("GET /r{:04}", MAX_ROUTES - 1)
+        );
+        assert_eq!(names[MAX_ROUTES], OTHER);
+        let other = &backwards.routes[OTHER];
+        assert_eq!((other.shadow.requests, other.mismatch), (5, 5));
+        assert_eq!(backwards.routes[OTHER].shadow.status[5], 5);
+        assert_eq!(backwards.mismatches.len(), MAX_ROUTES + 1);
+        assert_eq!(backwards.mismatches[&(OTHER.into(), 200, 500)], 5);
+        assert!(!backwards
+            .mismatches
+            .contains_key(&(format!("GET /r{MAX_ROUTES:04}"), 200, 500)));
     }
 }
