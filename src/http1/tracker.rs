@@ -5,9 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::chunked::Chunked;
 use super::conflict::Taint;
-use super::head::{self, BodyKind, Parsed};
+use super::decode::Decoder;
+use super::head::{self, After, BodyKind, Parsed};
 use super::limits::{HttpCounters, Limits};
 use super::memcap::{self, Budget};
 use super::{Exchange, Flags, Lost, Request, Response};
@@ -20,15 +20,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 const TLS_HANDSHAKE: u8 = 0x16;
 const TLS_MAJOR: u8 = 0x03;
 
-enum Body {
-    Length(u64),
-    Chunked(Chunked),
-    Close,
-}
-
 enum Mode {
     Head,
-    Body(Body),
+    Body(Decoder),
     /// Looking for the next message start (after a gap, a parse error, or a mid-stream
     /// pickup); `budget` bounds the look at the start of a connection (H26).
     Resync {
@@ -466,18 +460,8 @@ impl Conn {
                         let part = &b[..b.len().min(room)];
                         refused = !part.is_empty() && !budget.extend(&mut p.req.body, part, keep);
                     };
-                    let fed = match body {
-                        Body::Length(left) => {
-                            let n = (*left).min(rest.len() as u64) as usize;
-                            append(&rest[..n]);
-                            *left -= n as u64;
-                            Ok((n, *left == 0))
-                        }
-                        Body::Chunked(c) => c
-                            .feed(rest, cx.limits.max_chunk_meta, &mut append)
-                            .map(|n| (n, chunked_done(c, cx.counters))),
-                        Body::Close => Ok((rest.len(), false)),
-                    };
+                    let fed = body.decode(rest, cx.limits.max_chunk_meta, &mut append);
+                    let fed = fed.map(|d| (d.used, d.done && body_done(body, cx.counters)));
                     if refused {
                         // The budget cannot hold this body: counted, not kept, not replayed.
                         cx.counters.memcap_hits += 1;
@@ -625,10 +609,10 @@ impl Conn {
             resp_start: None,
             resp_end: 0,
         });
+        // A request body never runs to the close (RFC 9112 section 6.3 item 7).
         self.req.mode = match body {
-            BodyKind::None | BodyKind::Close | BodyKind::Length(0) => Mode::Head,
-            BodyKind::Length(n) => Mode::Body(Body::Length(n)),
-            BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
+            BodyKind::Close => Mode::Head,
+            kind => body_mode(kind),
         };
         if invalid {
             // Unframeable (RFC 9112 section 6.3): nothing after it on this direction can be
@@ -763,33 +747,18 @@ impl Conn {
                     let answering = self.answering;
                     let answered = self.pending.iter_mut().find(|p| Some(p.id) == answering);
                     let mut seen = 0u64;
-                    let (used, done) = match body {
-                        Body::Length(left) => {
-                            let n = (*left).min(rest.len() as u64) as usize;
-                            *left -= n as u64;
-                            seen = n as u64;
-                            (n, *left == 0)
-                        }
-                        Body::Chunked(c) => match c.feed(rest, cx.limits.max_chunk_meta, &mut |b| {
-                            seen += b.len() as u64
-                        }) {
-                            Ok(n) => (n, chunked_done(c, cx.counters)),
-                            Err(_) => {
-                                cx.counters.invalid_chunk += 1;
-                                self.resp_gap = true;
-                                self.finish_response(ts, false, cx);
-                                self.resp.mode = Mode::Resync { budget: None };
-                                i = data.len();
-                                continue;
-                            }
-                        },
-                        Body::Close => (rest.len(), false),
+                    let fed = body.decode(rest, cx.limits.max_chunk_meta, &mut |b| {
+                        seen += b.len() as u64
+                    });
+                    let Ok(d) = fed else {
+                        cx.counters.invalid_chunk += 1;
+                        self.resp_gap = true;
+                        self.finish_response(ts, false, cx);
+                        self.resp.mode = Mode::Resync { budget: None };
+                        i = data.len();
+                        continue;
                     };
-                    let seen = if matches!(body, Body::Close) {
-                        used as u64
-                    } else {
-                        seen
-                    };
+                    let (used, done) = (d.used, d.done && body_done(body, cx.counters));
                     if let Some(p) = answered {
                         p.resp_end = at + used as u64;
                         if let Some(r) = p.response.as_mut() {
@@ -835,9 +804,8 @@ impl Conn {
 
     /// A whole response head ending at stream offset `end`.
     fn start_response(&mut self, h: head::ResponseHead, end: u64, ts: Timestamp, cx: &mut Ctx<'_>) {
-        let interim = (100..200).contains(&h.status) && h.status != 101;
         let head_off = self.resp.head_off;
-        if interim {
+        if h.is_interim() {
             // 100 Continue, 103 Early Hints: not the answer (H06).
             cx.counters.interim_responses += 1;
             if let Some(p) = self.pending.iter_mut().find(|p| p.response.is_none()) {
@@ -863,11 +831,8 @@ impl Conn {
         p.flags.insert(h.flags);
         p.resp_start.get_or_insert(head_off);
         p.resp_end = end;
-        let mut kind = h.body;
-        if p.is_head || h.status == 204 || h.status == 304 {
-            kind = BodyKind::None;
-        }
-        let tunnel = (p.is_connect && (200..300).contains(&h.status)) || (h.status == 101);
+        let after = h.after(p.is_head, p.is_connect);
+        let tunnel = after == After::Tunnel;
         if tunnel {
             if h.status == 101 {
                 p.flags.insert(Flags::UPGRADE);
@@ -877,8 +842,11 @@ impl Conn {
                 cx.counters.connect += 1;
             }
             cx.counters.tunnels += 1;
-            kind = BodyKind::None;
         }
+        let kind = match after {
+            After::Body(kind) => kind,
+            After::Tunnel => BodyKind::None,
+        };
         if kind == BodyKind::Close {
             p.flags.insert(Flags::CLOSE_DELIMITED);
             cx.counters.close_delimited += 1;
@@ -1009,11 +977,11 @@ impl Conn {
     fn gap(&mut self, dir: Direction, len: u64, cx: &mut Ctx<'_>) {
         match self.role(dir) {
             Direction::ClientToServer => {
+                let survived = skip_gap(&mut self.req.mode, len);
                 match &mut self.req.mode {
                     Mode::Stopped => {}
-                    Mode::Body(Body::Length(left)) if len < *left => {
-                        // Inside a Content-Length body the framing survives the hole (H27).
-                        *left -= len;
+                    // Inside a Content-Length body the framing survives the hole (H27).
+                    Mode::Body(_) if survived => {
                         cx.counters.body_gaps += 1;
                         if let Some(p) = self.pending.back_mut() {
                             p.flags.insert(Flags::GAP);
@@ -1042,10 +1010,10 @@ impl Conn {
             Direction::ServerToClient => {
                 let answering = self.answering;
                 let current = self.pending.iter_mut().find(|p| Some(p.id) == answering);
+                let survived = skip_gap(&mut self.resp.mode, len);
                 match &mut self.resp.mode {
                     Mode::Stopped => {}
-                    Mode::Body(Body::Length(left)) if len < *left => {
-                        *left -= len;
+                    Mode::Body(_) if survived => {
                         cx.counters.body_gaps += 1;
                         if let Some(p) = current {
                             p.flags.insert(Flags::GAP);
@@ -1097,7 +1065,7 @@ impl Conn {
                 if let Mode::Body(body) = &self.resp.mode {
                     // A close-delimited body ends at its sender's FIN (T11); anything else
                     // ending early is cut short.
-                    let whole = matches!(body, Body::Close) && reason == CloseReason::Fin;
+                    let whole = body.is_close() && reason == CloseReason::Fin;
                     if !whole {
                         let answering = self.answering;
                         if let Some(p) = self.pending.iter_mut().find(|p| Some(p.id) == answering) {
@@ -1196,23 +1164,25 @@ fn is_http09(bytes: &[u8]) -> bool {
     line.starts_with(b"GET /") && memchr::memchr(b' ', &line[4..]).is_none()
 }
 
-/// Whether a chunked body has ended; counts its extensions and trailers when it has.
-fn chunked_done(c: &Chunked, counters: &mut HttpCounters) -> bool {
-    let done = c.done();
-    if done {
-        counters.chunk_extensions += u64::from(c.extensions);
-        counters.trailers += u64::from(c.trailers);
+/// A body has ended: counts a chunked body's extensions and trailers. Always true.
+fn body_done(body: &Decoder, counters: &mut HttpCounters) -> bool {
+    let (extensions, trailers) = body.chunk_meta();
+    counters.chunk_extensions += u64::from(extensions);
+    counters.trailers += u64::from(trailers);
+    true
+}
+
+/// A gap of `len` bytes in a direction reading `mode`: true when its body's framing
+/// survives it (the body goes on, `len` bytes shorter).
+fn skip_gap(mode: &mut Mode, len: u64) -> bool {
+    match mode {
+        Mode::Body(body) => body.skip(len),
+        _ => false,
     }
-    done
 }
 
 fn body_mode(kind: BodyKind) -> Mode {
-    match kind {
-        BodyKind::None | BodyKind::Length(0) => Mode::Head,
-        BodyKind::Length(n) => Mode::Body(Body::Length(n)),
-        BodyKind::Chunked => Mode::Body(Body::Chunked(Chunked::new())),
-        BodyKind::Close => Mode::Body(Body::Close),
-    }
+    Decoder::new(kind).map_or(Mode::Head, Mode::Body)
 }
 
 /// Before a resync scan: `rest` is appended to the bytes held from before, if any and if the
