@@ -37,6 +37,10 @@ pub(crate) struct ResponseHead {
     /// Framing from the headers alone; [`ResponseHead::after`] applies the
     /// request-dependent rules (HEAD, 1xx, 204, 304, CONNECT).
     pub body: BodyKind,
+    /// The Content-Length was malformed or repeated with different values (H17, H18), so
+    /// `body` is `Close`: what a passive observer can still follow. A client must instead
+    /// drop the answer and the connection (RFC 9112 section 6.3 item 5).
+    pub invalid_length: bool,
     pub flags: Flags,
 }
 
@@ -285,7 +289,9 @@ pub(crate) fn response(
     }
     // Only the framing is wanted of a response's headers: they are read in place, not kept.
     let fields = resp.headers.iter().map(|h| (h.name, h.value));
-    let body = match framing(fields, &mut flags, counters) {
+    let framed = framing(fields, &mut flags, counters);
+    let invalid_length = framed.is_err();
+    let body = match framed {
         Ok(Some(kind)) => kind,
         // Unknown transfer coding, or an unusable length: the body runs to the close
         // (RFC 9112 section 6.3 items 4 and 5 for responses).
@@ -303,6 +309,7 @@ pub(crate) fn response(
             status,
             version,
             body,
+            invalid_length,
             flags,
         },
         n,
