@@ -118,6 +118,75 @@ impl Side {
     }
 }
 
+/// What [`Side::resync`] found in the bytes offered.
+enum Resync {
+    /// A message start this many bytes into them: the direction is back to reading heads.
+    At(usize),
+    /// A message start inside bytes held from before: `bytes[from..]`, at stream offset
+    /// `at`, are to be read again as the start of a message.
+    Held {
+        bytes: Vec<u8>,
+        from: usize,
+        at: u64,
+    },
+    /// None yet: the bytes are taken (the tail kept for the next look, within the limit).
+    More,
+    /// None within the detection budget: another protocol.
+    NotHttp,
+}
+
+impl Side {
+    /// Looks for the next message start (a line that `looks` right and whose head `parse`
+    /// does not refuse) in what is held and `rest`, which starts at stream offset `at`.
+    /// `detect` is the byte budget at the start of a connection (H26), if any.
+    fn resync<T>(
+        &mut self,
+        rest: &[u8],
+        at: u64,
+        detect: Option<usize>,
+        looks: fn(&[u8]) -> bool,
+        parse: fn(&[u8], &Limits, &mut HttpCounters) -> Parsed<T>,
+        cx: &mut Ctx<'_>,
+    ) -> Resync {
+        let max = cx.limits.max_resync_buffer;
+        let (buffered, start) = resync_buffer(&mut self.buf, rest, at, max, cx);
+        let found = {
+            let bytes = if buffered { &self.buf[..] } else { rest };
+            find_start(bytes, looks, |b| {
+                !matches!(
+                    parse(b, cx.limits, &mut HttpCounters::default()),
+                    Parsed::Invalid
+                )
+            })
+        };
+        match found {
+            Scan::Found(p) => {
+                cx.counters.midstream_skipped_bytes += p as u64;
+                self.mode = Mode::Head;
+                if !buffered {
+                    return Resync::At(p);
+                }
+                // The head starts inside bytes already taken: parse them from the start.
+                let bytes = cx.budget.take(&mut self.buf);
+                Resync::Held {
+                    bytes,
+                    from: p,
+                    at: start + p as u64,
+                }
+            }
+            Scan::NeedMore(keep) => {
+                let len = if buffered { self.buf.len() } else { rest.len() };
+                if detect.is_some_and(|b| start + len as u64 > b as u64) {
+                    return Resync::NotHttp;
+                }
+                let drop = keep.max(len.saturating_sub(max));
+                resync_keep(&mut self.buf, rest, buffered, drop, max, cx);
+                Resync::More
+            }
+        }
+    }
+}
+
 struct Pending {
     id: u64,
     req: Request,
@@ -688,45 +757,23 @@ impl Conn {
         let Mode::Resync { budget } = self.req.mode else {
             return 0;
         };
-        let max = cx.limits.max_resync_buffer;
-        let (buffered, start) = resync_buffer(&mut self.req.buf, rest, at, max, cx);
-        let found = {
-            let bytes = if buffered { &self.req.buf[..] } else { rest };
-            find_start(bytes, head::is_request_line, |b| {
-                !matches!(
-                    head::request(b, cx.limits, &mut HttpCounters::default()),
-                    Parsed::Invalid
-                )
-            })
-        };
+        let found = self
+            .req
+            .resync(rest, at, budget, head::is_request_line, head::request, cx);
         match found {
-            Scan::Found(p) => {
-                cx.counters.midstream_skipped_bytes += p as u64;
+            Resync::At(p) => {
                 cx.counters.resyncs += u64::from(self.any_request);
-                self.req.mode = Mode::Head;
-                if !buffered {
-                    // The caller goes on from the message start.
-                    return p;
-                }
-                // The head starts inside bytes already taken: parse them from the start.
-                let held = cx.budget.take(&mut self.req.buf);
-                self.request_bytes(start + p as u64, &held[p..], ack, ts, cx);
+                // The caller goes on from the message start.
+                return p;
             }
-            Scan::NeedMore(keep) => {
-                let len = if buffered {
-                    self.req.buf.len()
-                } else {
-                    rest.len()
-                };
-                if let Some(b) = budget {
-                    if start + len as u64 > b as u64 {
-                        cx.counters.non_http1_other += 1;
-                        self.stop(cx);
-                        return rest.len();
-                    }
-                }
-                let drop = keep.max(len.saturating_sub(max));
-                resync_keep(&mut self.req.buf, rest, buffered, drop, max, cx);
+            Resync::Held { bytes, from, at } => {
+                cx.counters.resyncs += u64::from(self.any_request);
+                self.request_bytes(at, &bytes[from..], ack, ts, cx);
+            }
+            Resync::More => {}
+            Resync::NotHttp => {
+                cx.counters.non_http1_other += 1;
+                self.stop(cx);
             }
         }
         rest.len()
@@ -937,37 +984,19 @@ impl Conn {
     }
 
     fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
-        let max = cx.limits.max_resync_buffer;
-        let (buffered, start) = resync_buffer(&mut self.resp.buf, rest, at, max, cx);
-        let found = {
-            let bytes = if buffered { &self.resp.buf[..] } else { rest };
-            find_start(bytes, head::is_status_line, |b| {
-                !matches!(
-                    head::response(b, cx.limits, &mut HttpCounters::default()),
-                    Parsed::Invalid
-                )
-            })
-        };
+        let found = self
+            .resp
+            .resync(rest, at, None, head::is_status_line, head::response, cx);
         match found {
-            Scan::Found(p) => {
-                cx.counters.midstream_skipped_bytes += p as u64;
+            Resync::At(p) => {
                 cx.counters.resyncs += 1;
-                self.resp.mode = Mode::Head;
-                if !buffered {
-                    return p;
-                }
-                let held = cx.budget.take(&mut self.resp.buf);
-                self.response_bytes(start + p as u64, &held[p..], ts, cx);
+                return p;
             }
-            Scan::NeedMore(keep) => {
-                let len = if buffered {
-                    self.resp.buf.len()
-                } else {
-                    rest.len()
-                };
-                let drop = keep.max(len.saturating_sub(max));
-                resync_keep(&mut self.resp.buf, rest, buffered, drop, max, cx);
+            Resync::Held { bytes, from, at } => {
+                cx.counters.resyncs += 1;
+                self.response_bytes(at, &bytes[from..], ts, cx);
             }
+            Resync::More | Resync::NotHttp => {}
         }
         rest.len()
     }
