@@ -14,11 +14,9 @@ use super::{Exchange, Flags, Lost, Request, Response};
 use crate::capture::Timestamp;
 use crate::reassembly::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
 
-/// The HTTP/2 connection preface (RFC 9113 section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
-/// TLS record type "handshake" and the major version byte of every TLS/SSL3 record.
-const TLS_HANDSHAKE: u8 = 0x16;
-const TLS_MAJOR: u8 = 0x03;
+mod detect;
+use detect::is_http09;
+mod resync;
 
 enum Mode {
     Head,
@@ -114,75 +112,6 @@ impl Side {
                 Take::Head(h, n - old)
             }
             Parsed::Invalid => Take::Invalid(0),
-        }
-    }
-}
-
-/// What [`Side::resync`] found in the bytes offered.
-enum Resync {
-    /// A message start this many bytes into them: the direction is back to reading heads.
-    At(usize),
-    /// A message start inside bytes held from before: `bytes[from..]`, at stream offset
-    /// `at`, are to be read again as the start of a message.
-    Held {
-        bytes: Vec<u8>,
-        from: usize,
-        at: u64,
-    },
-    /// None yet: the bytes are taken (the tail kept for the next look, within the limit).
-    More,
-    /// None within the detection budget: another protocol.
-    NotHttp,
-}
-
-impl Side {
-    /// Looks for the next message start (a line that `looks` right and whose head `parse`
-    /// does not refuse) in what is held and `rest`, which starts at stream offset `at`.
-    /// `detect` is the byte budget at the start of a connection (H26), if any.
-    fn resync<T>(
-        &mut self,
-        rest: &[u8],
-        at: u64,
-        detect: Option<usize>,
-        looks: fn(&[u8]) -> bool,
-        parse: fn(&[u8], &Limits, &mut HttpCounters) -> Parsed<T>,
-        cx: &mut Ctx<'_>,
-    ) -> Resync {
-        let max = cx.limits.max_resync_buffer;
-        let (buffered, start) = resync_buffer(&mut self.buf, rest, at, max, cx);
-        let found = {
-            let bytes = if buffered { &self.buf[..] } else { rest };
-            find_start(bytes, looks, |b| {
-                !matches!(
-                    parse(b, cx.limits, &mut HttpCounters::default()),
-                    Parsed::Invalid
-                )
-            })
-        };
-        match found {
-            Scan::Found(p) => {
-                cx.counters.midstream_skipped_bytes += p as u64;
-                self.mode = Mode::Head;
-                if !buffered {
-                    return Resync::At(p);
-                }
-                // The head starts inside bytes already taken: parse them from the start.
-                let bytes = cx.budget.take(&mut self.buf);
-                Resync::Held {
-                    bytes,
-                    from: p,
-                    at: start + p as u64,
-                }
-            }
-            Scan::NeedMore(keep) => {
-                let len = if buffered { self.buf.len() } else { rest.len() };
-                if detect.is_some_and(|b| start + len as u64 > b as u64) {
-                    return Resync::NotHttp;
-                }
-                let drop = keep.max(len.saturating_sub(max));
-                resync_keep(&mut self.buf, rest, buffered, drop, max, cx);
-                Resync::More
-            }
         }
     }
 }
@@ -319,53 +248,6 @@ impl<F: FnMut(Exchange)> StreamSink for Tracker<F> {
     }
 }
 
-/// Where in `buf` a line satisfying `pred` starts, or where the unfinished last line starts.
-enum Scan {
-    Found(usize),
-    NeedMore(usize),
-}
-
-fn scan_lines(buf: &[u8], pred: fn(&[u8]) -> bool) -> Scan {
-    let mut start = 0;
-    while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
-        let line = &buf[start..start + rel];
-        // Control bytes in front of a message start are skipped: a mid-stream pickup that
-        // began with a keep-alive probe has its one garbage byte there.
-        let skip = line
-            .iter()
-            .take_while(|b| b.is_ascii_control() && **b != b'\r')
-            .count();
-        if pred(&line[skip..]) {
-            return Scan::Found(start + skip);
-        }
-        start += rel + 1;
-    }
-    if buf.len() - start > 256 {
-        // A "line" this long is not a request or status line: no need to keep it.
-        return Scan::NeedMore(buf.len());
-    }
-    Scan::NeedMore(start)
-}
-
-/// The first message start in `buf`: a line that `looks` right and whose head `parses` (or
-/// may, given more bytes). A line that looks right but does not parse is skipped, so the scan
-/// always moves forward.
-fn find_start(buf: &[u8], looks: fn(&[u8]) -> bool, parses: impl Fn(&[u8]) -> bool) -> Scan {
-    let mut from = 0;
-    loop {
-        match scan_lines(&buf[from..], looks) {
-            Scan::Found(p) => {
-                let p = from + p;
-                if parses(&buf[p..]) {
-                    return Scan::Found(p);
-                }
-                from = p + memchr::memchr(b'\n', &buf[p..]).map_or(buf.len() - p, |n| n + 1);
-            }
-            Scan::NeedMore(keep) => return Scan::NeedMore(from + keep),
-        }
-    }
-}
-
 impl Conn {
     fn new(client: SocketAddr, server: SocketAddr, midstream: bool) -> Conn {
         // Mid-stream, both sides start inside unknown messages: skip to the first message
@@ -417,34 +299,6 @@ impl Conn {
             dir.reverse()
         } else {
             dir
-        }
-    }
-
-    /// Protocol detection on the first bytes of the connection, and role correction for a
-    /// mid-stream pickup (T14).
-    fn first_data(&mut self, dir: Direction, offset: u64, data: &[u8], cx: &mut Ctx<'_>) {
-        if self.midstream {
-            let line_end = memchr::memchr(b'\n', data).unwrap_or(data.len());
-            let flip = match dir {
-                Direction::ClientToServer => data.starts_with(b"HTTP/1."),
-                Direction::ServerToClient => head::is_request_line(&data[..line_end]),
-            };
-            if flip {
-                self.swapped = true;
-                std::mem::swap(&mut self.client, &mut self.server);
-                cx.counters.direction_flipped += 1;
-            }
-            return;
-        }
-        if dir != Direction::ClientToServer || offset != 0 {
-            return;
-        }
-        if data.starts_with(H2_PREFACE) {
-            cx.counters.non_http1_h2 += 1;
-            self.stop(cx);
-        } else if data.len() >= 2 && data[0] == TLS_HANDSHAKE && data[1] == TLS_MAJOR {
-            cx.counters.non_http1_tls += 1;
-            self.stop(cx);
         }
     }
 
@@ -746,39 +600,6 @@ impl Conn {
         self.flush_done(cx);
     }
 
-    fn resync_request(
-        &mut self,
-        rest: &[u8],
-        at: u64,
-        ack: Option<u64>,
-        ts: Timestamp,
-        cx: &mut Ctx<'_>,
-    ) -> usize {
-        let Mode::Resync { budget } = self.req.mode else {
-            return 0;
-        };
-        let found = self
-            .req
-            .resync(rest, at, budget, head::is_request_line, head::request, cx);
-        match found {
-            Resync::At(p) => {
-                cx.counters.resyncs += u64::from(self.any_request);
-                // The caller goes on from the message start.
-                return p;
-            }
-            Resync::Held { bytes, from, at } => {
-                cx.counters.resyncs += u64::from(self.any_request);
-                self.request_bytes(at, &bytes[from..], ack, ts, cx);
-            }
-            Resync::More => {}
-            Resync::NotHttp => {
-                cx.counters.non_http1_other += 1;
-                self.stop(cx);
-            }
-        }
-        rest.len()
-    }
-
     // ----- responses -----
 
     fn response_bytes(&mut self, offset: u64, data: &[u8], ts: Timestamp, cx: &mut Ctx<'_>) {
@@ -983,24 +804,6 @@ impl Conn {
         self.flush_done(cx);
     }
 
-    fn resync_response(&mut self, rest: &[u8], at: u64, ts: Timestamp, cx: &mut Ctx<'_>) -> usize {
-        let found = self
-            .resp
-            .resync(rest, at, None, head::is_status_line, head::response, cx);
-        match found {
-            Resync::At(p) => {
-                cx.counters.resyncs += 1;
-                return p;
-            }
-            Resync::Held { bytes, from, at } => {
-                cx.counters.resyncs += 1;
-                self.response_bytes(at, &bytes[from..], ts, cx);
-            }
-            Resync::More | Resync::NotHttp => {}
-        }
-        rest.len()
-    }
-
     // ----- gaps, ends, close -----
 
     fn gap(&mut self, dir: Direction, len: u64, cx: &mut Ctx<'_>) {
@@ -1183,16 +986,6 @@ impl Conn {
     }
 }
 
-/// An HTTP/0.9 simple request: `GET`, a space, a target and the line end.
-fn is_http09(bytes: &[u8]) -> bool {
-    let line = match memchr::memchr(b'\n', bytes) {
-        Some(n) => &bytes[..n],
-        None => return false,
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    line.starts_with(b"GET /") && memchr::memchr(b' ', &line[4..]).is_none()
-}
-
 /// A body has ended: counts a chunked body's extensions and trailers. Always true.
 fn body_done(body: &Decoder, counters: &mut HttpCounters) -> bool {
     let (extensions, trailers) = body.chunk_meta();
@@ -1212,49 +1005,4 @@ fn skip_gap(mode: &mut Mode, len: u64) -> bool {
 
 fn body_mode(kind: BodyKind) -> Mode {
     Decoder::new(kind).map_or(Mode::Head, Mode::Body)
-}
-
-/// Before a resync scan: `rest` is appended to the bytes held from before, if any and if the
-/// memory budget allows (else those are dropped). Returns whether the scan runs over the
-/// buffer (otherwise over `rest` in place, with no copy) and the stream offset it starts at.
-fn resync_buffer(
-    buf: &mut Vec<u8>,
-    rest: &[u8],
-    at: u64,
-    max: usize,
-    cx: &mut Ctx<'_>,
-) -> (bool, u64) {
-    if buf.is_empty() {
-        return (false, at);
-    }
-    let held = buf.len();
-    if cx.budget.extend(buf, rest, max) {
-        return (true, at - held as u64);
-    }
-    cx.counters.memcap_hits += 1;
-    cx.counters.midstream_skipped_bytes += held as u64;
-    cx.budget.free(buf);
-    (false, at)
-}
-
-/// After a resync scan that found no message start: the first `drop` scanned bytes go, the
-/// rest is kept for the next scan if the memory budget allows.
-fn resync_keep(
-    buf: &mut Vec<u8>,
-    rest: &[u8],
-    buffered: bool,
-    drop: usize,
-    max: usize,
-    cx: &mut Ctx<'_>,
-) {
-    cx.counters.midstream_skipped_bytes += drop as u64;
-    if buffered {
-        buf.drain(..drop);
-        return;
-    }
-    let tail = &rest[drop.min(rest.len())..];
-    if !tail.is_empty() && !cx.budget.extend(buf, tail, max) {
-        cx.counters.memcap_hits += 1;
-        cx.counters.midstream_skipped_bytes += tail.len() as u64;
-    }
 }
