@@ -347,6 +347,31 @@ fn responses() -> Vec<(&'static str, Vec<u8>)> {
             with(0x1e, b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\nab"),
         ),
         ("invalid", with(0x1e, b"HTTP/1.1 abc\r\n\r\n")),
+        (
+            "gzip-then-chunked",
+            with(
+                0x1e,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "duplicate-lengths",
+            with(
+                0x1e,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+            ),
+        ),
+        (
+            "conflicting-lengths",
+            with(
+                0x1e,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nok",
+            ),
+        ),
+        (
+            "extra-after-body",
+            with(0x1e, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1"),
+        ),
     ]
 }
 

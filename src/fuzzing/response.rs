@@ -1,5 +1,6 @@
 //! The `replay_response` target: any bytes as what the shadow answers, read by the replay
-//! client's own framing (`replay::client::read_head` and `read_body`).
+//! client's framing (`replay::client::read_head` and `read_body`, over `http1`'s head reader
+//! and body decoder).
 
 use std::future::Future;
 use std::io;
@@ -88,17 +89,17 @@ fn read(
     });
     complete(async {
         let mut buf = Vec::new();
-        let (status, len, framing) = match read_head(&mut conn, &mut buf, head).await {
-            Ok((status, len, framing, _)) => (status, len, framing),
+        let (status, len, after) = match read_head(&mut conn, &mut buf, head).await {
+            Ok((status, len, after, _)) => (status, len, after),
             Err((failure, _)) => return (Err(failure.name().to_string()), None),
         };
         // httparse takes any three digits, 000 included.
         assert!(len <= buf.len() && status <= 999, "{status} {len}");
-        let framed = format!("{status} {len} {framing:?}");
+        let framed = format!("{status} {len} {after:?}");
         buf.drain(..len);
         (
             Ok(framed),
-            read_body(&mut conn, &mut buf, framing)
+            read_body(&mut conn, &mut buf, after)
                 .await
                 .ok()
                 .map(|b| (b.len, b.reusable)),

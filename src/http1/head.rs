@@ -14,7 +14,7 @@ pub(super) const MAX_METHOD: usize = 32;
 
 /// How the body after a head is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum BodyKind {
+pub(crate) enum BodyKind {
     None,
     Length(u64),
     Chunked,
@@ -31,16 +31,50 @@ pub(super) struct RequestHead {
     pub flags: Flags,
 }
 
-pub(super) struct ResponseHead {
+pub(crate) struct ResponseHead {
     pub status: u16,
     pub version: u8,
-    /// Framing from the headers alone; the caller applies the request-dependent rules
-    /// (HEAD, 1xx, 204, 304, CONNECT).
+    /// Framing from the headers alone; [`ResponseHead::after`] applies the
+    /// request-dependent rules (HEAD, 1xx, 204, 304, CONNECT).
     pub body: BodyKind,
+    /// The Content-Length was malformed or repeated with different values (H17, H18), so
+    /// `body` is `Close`: what a passive observer can still follow. A client must instead
+    /// drop the answer and the connection (RFC 9112 section 6.3 item 5).
+    pub invalid_length: bool,
     pub flags: Flags,
 }
 
-pub(super) enum Parsed<T> {
+/// What follows a final response head on its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// A body framed so (`None`: the next response head).
+    Body(BodyKind),
+    /// Not HTTP any more: a 101 switched protocols, or a 2xx opened a CONNECT tunnel.
+    Tunnel,
+}
+
+impl ResponseHead {
+    /// 100 Continue, 103 Early Hints and the like: not the answer, another head follows
+    /// (H06). 101 is final: the connection switches protocols after it.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// What follows this final head, given the request it answers (RFC 9112 section 6.3
+    /// items 1 and 2): no body after HEAD, 204 and 304; a tunnel after 101 or a 2xx to
+    /// CONNECT.
+    pub fn after(&self, head_request: bool, connect_request: bool) -> After {
+        if self.status == 101 || (connect_request && (200..300).contains(&self.status)) {
+            return After::Tunnel;
+        }
+        if head_request || self.status == 204 || self.status == 304 {
+            return After::Body(BodyKind::None);
+        }
+        After::Body(self.body)
+    }
+}
+
+pub(crate) enum Parsed<T> {
     /// The head and its length in bytes.
     Done(T, usize),
     Partial,
@@ -228,7 +262,8 @@ pub(super) fn request(
     )
 }
 
-pub(super) fn response(
+/// The one response-head reader, for the capture tracker and the replay client alike.
+pub(crate) fn response(
     buf: &[u8],
     limits: &Limits,
     counters: &mut HttpCounters,
@@ -254,7 +289,9 @@ pub(super) fn response(
     }
     // Only the framing is wanted of a response's headers: they are read in place, not kept.
     let fields = resp.headers.iter().map(|h| (h.name, h.value));
-    let body = match framing(fields, &mut flags, counters) {
+    let framed = framing(fields, &mut flags, counters);
+    let invalid_length = framed.is_err();
+    let body = match framed {
         Ok(Some(kind)) => kind,
         // Unknown transfer coding, or an unusable length: the body runs to the close
         // (RFC 9112 section 6.3 items 4 and 5 for responses).
@@ -272,6 +309,7 @@ pub(super) fn response(
             status,
             version,
             body,
+            invalid_length,
             flags,
         },
         n,

@@ -13,7 +13,8 @@ use crate::reassembly::FlowId;
 
 pub(crate) mod chunked;
 mod conflict;
-mod head;
+pub(crate) mod decode;
+pub(crate) mod head;
 mod limits;
 mod memcap;
 #[cfg(test)]

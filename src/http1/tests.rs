@@ -289,6 +289,24 @@ fn h06_interim_responses_are_skipped() {
 }
 
 #[test]
+fn h06_ttfb_runs_to_the_final_response_not_to_an_interim_one() {
+    // One event per step, each 1 ms after the last: the 103 comes 1 ms after the request,
+    // the 200 2 ms after it (DESIGN.md "What is measured"; the replay client does the same).
+    let (ex, _) = run_with(
+        Limits::default(),
+        false,
+        &[
+            get("/t"),
+            Step::Data(S, b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+            Step::Data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ],
+        0,
+        CloseReason::CaptureEnded,
+    );
+    assert_eq!(ex[0].ttfb_us(), Some(2000));
+}
+
+#[test]
 fn h07_rejected_expect_does_not_take_the_next_request_as_body() {
     let (ex, c) = run(&[
         Step::Data(

@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::http1::chunked::Chunked;
+use crate::http1::decode::Decoder;
+use crate::http1::head::{self, After, BodyKind, Parsed};
+use crate::http1::{HttpCounters, Limits};
 use crate::replay::tls::Tls;
 
 /// A connection to the shadow: plain TCP or TLS over it.
@@ -32,13 +33,12 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-/// Largest response head read (RELIABILITY.md section 4).
-const MAX_HEAD: usize = 64 * 1024;
 /// Response body bytes read and discarded before the connection is cut (RELIABILITY.md
 /// section 1 item 5): a shadow returning a huge body costs bounded time and no memory.
 pub const MAX_DRAIN: u64 = 10 * 1024 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
-const HEADER_SLOTS: usize = 128;
+/// Chunk extension and trailer bytes allowed per response (the capture side's default).
+const MAX_CHUNK_META: usize = 16 * 1024;
 
 /// What one replayed exchange gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,13 +333,12 @@ impl Client {
         let written = Instant::now();
         let mut buf = std::mem::take(&mut conn.buf);
         buf.clear();
-        let (status, head_len, framing, first_byte) =
-            read_head(&mut conn.io, &mut buf, head).await?;
+        let (status, head_len, after, first_byte) = read_head(&mut conn.io, &mut buf, head).await?;
         let ttfb = first_byte
             .unwrap_or(written)
             .saturating_duration_since(written);
         buf.drain(..head_len);
-        let body = read_body(&mut conn.io, &mut buf, framing)
+        let body = read_body(&mut conn.io, &mut buf, after)
             .await
             .map_err(|e| (classify(&e), true))?;
         let total = t0.elapsed();
@@ -360,33 +359,41 @@ impl Client {
     }
 }
 
-/// Reads response heads into `buf` until a final (non-1xx) one: its status, length and body
-/// framing, and when its first byte arrived. The error says whether any byte was read.
-/// What is already in `buf` is parsed before reading more: several interim responses can
-/// arrive in one read, and waiting for more then would wait until the timeout.
+/// Reads response heads into `buf` until a final (non-1xx) one: its status, length and what
+/// follows it, and when its first byte arrived (DESIGN.md "What is measured": the shadow's
+/// time to first byte ends at the final response, as the production side's does). The error
+/// says whether any byte was read. What is already in `buf` is parsed before reading more:
+/// several interim responses can arrive in one read, and waiting for more then would wait
+/// until the timeout.
 pub(crate) async fn read_head(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
     head: bool,
-) -> Result<(u16, usize, Framing, Option<Instant>), (Failure, bool)> {
-    let mut first_byte: Option<Instant> = None;
+) -> Result<(u16, usize, After, Option<Instant>), (Failure, bool)> {
+    let mut any = false;
+    // When the first byte of the head now in `buf` arrived, and of the latest read.
+    let mut head_start: Option<Instant> = None;
+    let mut last_read = Instant::now();
     loop {
         match parse_head(buf, head) {
-            HeadParse::Partial if buf.len() > MAX_HEAD => return Err((Failure::Other, true)),
             HeadParse::Partial => {
                 let n = read_more(conn, buf)
                     .await
-                    .map_err(|e| (classify(&e), first_byte.is_some()))?;
+                    .map_err(|e| (classify(&e), any))?;
                 if n == 0 {
-                    return Err((Failure::Reset, first_byte.is_some()));
+                    return Err((Failure::Reset, any));
                 }
-                first_byte.get_or_insert_with(Instant::now);
+                any = true;
+                last_read = Instant::now();
+                head_start.get_or_insert(last_read);
             }
             HeadParse::Invalid => return Err((Failure::Other, true)),
             HeadParse::Interim(len) => {
                 buf.drain(..len);
+                // What follows the interim head came with the latest read.
+                head_start = (!buf.is_empty()).then_some(last_read);
             }
-            HeadParse::Final(s, l, f) => return Ok((s, l, f, first_byte)),
+            HeadParse::Final(s, l, after) => return Ok((s, l, after, head_start)),
         }
     }
 }
@@ -397,63 +404,39 @@ async fn read_more(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> io::Result<usiz
     conn.read_buf(buf).await
 }
 
-#[derive(Debug)]
-pub(crate) enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    Close,
-}
-
 enum HeadParse {
+    /// Incomplete, and within the head limit.
     Partial,
+    /// Bad syntax, past the head limit, or framing a client must not guess at.
     Invalid,
     /// A 1xx head of this length, to skip.
     Interim(usize),
-    Final(u16, usize, Framing),
+    Final(u16, usize, After),
 }
 
+/// Parses the head at the start of `buf` with the capture side's reader and framing rules
+/// (`http1::head`), so both sides frame a response alike: the last transfer coding decides
+/// chunked (`gzip, chunked` is chunked), identical repeated Content-Lengths are one, and a
+/// malformed or conflicting Content-Length (H17, H18) makes the answer an `other` error and
+/// the connection is dropped (RFC 9112 section 6.3 item 5), where the passive capture side
+/// reads such a body to the close and flags it.
 fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
-    // Uninitialised slots: initialising all of them would cost more than most parses.
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
-    let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
-    {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return HeadParse::Partial,
-        Err(_) => return HeadParse::Invalid,
-    };
-    let Some(status) = resp.code else {
-        return HeadParse::Invalid;
-    };
-    if (100..200).contains(&status) && status != 101 {
-        return HeadParse::Interim(len);
-    }
-    let find = |name: &str| {
-        resp.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let framing = if head_request || status == 204 || status == 304 || status == 101 {
-        Framing::None
-    } else if find("transfer-encoding")
-        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-    {
-        Framing::Chunked
-    } else if let Some(cl) = find("content-length") {
-        match std::str::from_utf8(cl)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-        {
-            Some(n) => Framing::Length(n),
-            None => return HeadParse::Invalid,
+    // The head limit is the capture side's (64 KiB); its counters are not wanted here.
+    let limits = Limits::default();
+    let mut counters = HttpCounters::default();
+    match head::response(buf, &limits, &mut counters) {
+        Parsed::Partial => HeadParse::Partial,
+        Parsed::Invalid => HeadParse::Invalid,
+        Parsed::Done(h, len) if h.is_interim() => HeadParse::Interim(len),
+        Parsed::Done(h, len) => {
+            // The replayer sends no CONNECT (it is skipped, `select`).
+            let after = h.after(head_request, false);
+            if h.invalid_length && after == After::Body(BodyKind::Close) {
+                return HeadParse::Invalid;
+            }
+            HeadParse::Final(h.status, len, after)
         }
-    } else {
-        Framing::Close
-    };
-    HeadParse::Final(status, len, framing)
+    }
 }
 
 /// What reading a response body found.
@@ -485,62 +468,40 @@ impl Body {
     }
 }
 
-/// Reads (and discards) the body, up to [`MAX_DRAIN`] bytes.
+/// Reads (and discards) the body that follows a head, up to [`MAX_DRAIN`] bytes, with the
+/// capture side's body decoder (`http1::decode`); `buf` holds the bytes read past the head.
+/// The connection is kept only when the response ended exactly at the end of what was read:
+/// bytes after it belong to no request, and would be taken for the next one's answer.
 pub(crate) async fn read_body(
     conn: &mut Box<dyn Io>,
     buf: &mut Vec<u8>,
-    framing: Framing,
+    after: After,
 ) -> io::Result<Body> {
-    match framing {
-        Framing::None => Ok(Body::whole(0, buf.is_empty())),
-        Framing::Length(n) => {
-            let mut seen = (buf.len() as u64).min(n);
-            let extra = buf.len() as u64 > n;
-            while seen < n {
-                if seen > MAX_DRAIN {
-                    return Ok(Body::cut(seen));
-                }
-                buf.clear();
-                let got = read_more(conn, buf).await?;
-                if got == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                seen += got as u64;
-            }
-            Ok(Body::whole(n, !extra && seen == n))
+    let kind = match after {
+        // Not HTTP any more: nothing to read, and the connection cannot carry a request.
+        After::Tunnel => return Ok(Body::whole(0, false)),
+        After::Body(kind) => kind,
+    };
+    let Some(mut decoder) = Decoder::new(kind) else {
+        return Ok(Body::whole(0, buf.is_empty()));
+    };
+    let mut len = 0u64;
+    loop {
+        let d = decoder
+            .decode(buf, MAX_CHUNK_META, &mut |b| len += b.len() as u64)
+            .map_err(|_| io::Error::other("invalid chunked body"))?;
+        if d.done {
+            return Ok(Body::whole(len, d.used == buf.len()));
         }
-        Framing::Chunked => {
-            let mut chunked = Chunked::new();
-            let mut body = 0u64;
-            loop {
-                let used = chunked
-                    .feed(buf, 16 * 1024, &mut |b| body += b.len() as u64)
-                    .map_err(|_| io::Error::other("invalid chunked body"))?;
-                if chunked.done() {
-                    return Ok(Body::whole(body, used == buf.len()));
-                }
-                if body > MAX_DRAIN {
-                    return Ok(Body::cut(body));
-                }
-                buf.clear();
-                if read_more(conn, buf).await? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-            }
+        if len > MAX_DRAIN {
+            return Ok(Body::cut(len));
         }
-        Framing::Close => {
-            let mut body = buf.len() as u64;
-            loop {
-                buf.clear();
-                let got = read_more(conn, buf).await?;
-                if got == 0 {
-                    return Ok(Body::whole(body, false));
-                }
-                if body > MAX_DRAIN {
-                    return Ok(Body::cut(body));
-                }
-                body += got as u64;
+        buf.clear();
+        if read_more(conn, buf).await? == 0 {
+            if decoder.is_close() {
+                return Ok(Body::whole(len, false));
             }
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
 }
@@ -548,6 +509,189 @@ pub(crate) async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicUsize;
+
+    /// One step of a scripted shadow's answer.
+    enum Step {
+        Send(Vec<u8>),
+        Wait(Duration),
+    }
+
+    fn send(bytes: &[u8]) -> Step {
+        Step::Send(bytes.to_vec())
+    }
+
+    /// A shadow on 127.0.0.1:0 that answers each request (read up to its blank line) with
+    /// the next answer of the script, on whatever connection it came; it keeps a connection
+    /// open until the client closes it (or 10 s pass). Counts the connections it accepted.
+    struct Shadow {
+        client: Client,
+        accepted: Arc<AtomicUsize>,
+    }
+
+    fn shadow(script: Vec<Vec<Step>>) -> Shadow {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut answers = script.into_iter();
+            // Bounded: one connection per answer at most, and one more.
+            for _ in 0..answers.len() + 1 {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut req = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        req.drain(..end + 4);
+                        for step in answers.next().unwrap_or_default() {
+                            match step {
+                                Step::Send(b) => {
+                                    let _ = conn.write_all(&b);
+                                }
+                                Step::Wait(d) => std::thread::sleep(d),
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Shadow {
+            client: Client::new(addr, None),
+            accepted,
+        }
+    }
+
+    impl Shadow {
+        async fn get(&self, slot: &mut Slot) -> Result<Answer, Failure> {
+            let request = b"GET / HTTP/1.1\r\nHost: shadow\r\n\r\n";
+            self.client
+                .exchange(slot, request, false, Duration::from_secs(3))
+                .await
+        }
+
+        fn connections(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
+    }
+
+    /// The answer to one GET from a shadow that sends `response`, and to a second GET on the
+    /// same slot: whether that one went on the same connection.
+    async fn answer(response: &[u8]) -> (Result<Answer, Failure>, bool) {
+        let ok = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let shadow = shadow(vec![vec![send(response)], vec![send(ok)]]);
+        let mut slot = Slot::default();
+        let first = shadow.get(&mut slot).await;
+        let second = shadow.get(&mut slot).await;
+        assert_eq!(second.map(|a| a.status), Ok(204));
+        (first, shadow.connections() == 1)
+    }
+
+    #[tokio::test]
+    async fn a_chunked_last_coding_is_chunked_not_read_until_the_close() {
+        // RFC 9112 section 6.3: the last transfer coding decides. A keep-alive shadow never
+        // closes, so reading to the close would end at the timeout.
+        let gzip =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let (first, reused) = answer(gzip).await;
+        let a = first.expect("framed as chunked");
+        assert_eq!((a.status, a.body_len, a.body_cut), (200, 5, false));
+        assert!(reused, "the connection carried the next request");
+    }
+
+    #[tokio::test]
+    async fn content_lengths_follow_the_capture_side_rules() {
+        // Identical repeats are one length (RFC 9110 section 8.6).
+        let same = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+        let (first, reused) = answer(same).await;
+        assert_eq!(first.map(|a| a.body_len), Ok(5));
+        assert!(reused);
+        // Conflicting, signed, junk-suffixed and overflowing lengths are invalid framing:
+        // an error, and the connection is not kept (H17, H18).
+        for length in [
+            &b"2\r\nContent-Length: 5"[..],
+            b"+5",
+            b"5x",
+            b"99999999999999999999999",
+        ] {
+            let head = [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: "[..],
+                length,
+                b"\r\n\r\nhello",
+            ]
+            .concat();
+            let (first, reused) = answer(&head).await;
+            let length = String::from_utf8_lossy(length);
+            assert_eq!(first, Err(Failure::Other), "{length}");
+            assert!(!reused, "{length}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ttfb_ends_at_the_final_response_not_at_an_interim_one() {
+        // The shadow answers at once with interim responses, then the final one 50 ms later:
+        // its time to first byte is at least that wait (DESIGN.md "What is measured").
+        let wait = Duration::from_millis(50);
+        let interims: [&[u8]; 2] = [
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n",
+        ];
+        for interim in interims {
+            let shadow = shadow(vec![vec![
+                send(interim),
+                Step::Wait(wait),
+                send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+            ]]);
+            let a = shadow.get(&mut Slot::default()).await.expect("answered");
+            assert_eq!((a.status, a.body_len), (200, 2));
+            assert!(
+                a.ttfb >= wait,
+                "ttfb {:?} before the final response",
+                a.ttfb
+            );
+            assert!(a.total >= a.ttfb);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_drain_cap_is_cut_flagged_and_the_connection_dropped() {
+        let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n".to_vec();
+        big.resize(big.len() + MAX_DRAIN as usize + 2 * READ_CHUNK, b'x');
+        let (first, reused) = answer(&big).await;
+        let a = first.expect("status and ttfb are real");
+        assert!(a.body_cut);
+        assert!(a.body_len > MAX_DRAIN && a.body_len <= MAX_DRAIN + 2 * READ_CHUNK as u64);
+        assert!(!reused, "the connection was mid-body");
+    }
+
+    #[tokio::test]
+    async fn bytes_after_a_whole_response_end_its_connection() {
+        // Bytes no request asked for would be taken for the next request's answer.
+        let extra: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 500 X\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\njunk",
+            b"HTTP/1.1 304 Not Modified\r\n\r\njunk",
+        ];
+        for response in extra {
+            let (first, reused) = answer(response).await;
+            assert!(first.is_ok(), "{first:?}");
+            assert!(!reused, "{}", String::from_utf8_lossy(response));
+        }
+        // Without them the connection is kept.
+        let (first, reused) = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi").await;
+        assert_eq!(first.map(|a| a.body_len), Ok(2));
+        assert!(reused);
+    }
 
     /// Runs a never-ending exchange on `slot` with `timeout`; returns when it gave up, in ms
     /// from `t0`.
