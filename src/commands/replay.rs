@@ -175,10 +175,10 @@ struct Fed {
 }
 
 /// The production-target watch in front of the tracker: [`Opens`] sees each connection as
-/// it opens.
-struct Watch<'a> {
-    guard: &'a Guard,
-    seen: &'a Cell<Option<SocketAddr>>,
+/// it opens (shared with `mirror`).
+pub(crate) struct Watch<'a> {
+    pub(crate) guard: &'a Guard,
+    pub(crate) seen: &'a Cell<Option<SocketAddr>>,
 }
 
 impl Front for Watch<'_> {
