@@ -200,7 +200,12 @@ impl Front for Watch<'_> {
 
 /// Reads every file, puts exchanges back in request order, selects them, and queues each
 /// with its intended send time. Runs on its own thread; blocks while the engine is full.
-fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed {
+fn feed(
+    settings: &ReplaySettings,
+    mut filter: Filter,
+    engine: &mut Engine,
+    read: &AtomicU64,
+) -> Fed {
     let mut open_errors = Vec::new();
     let mut readers = Vec::new();
     for path in &settings.files {
@@ -210,12 +215,6 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
         }
     }
     let mut frames = MergedReader::new(readers);
-    // Checked before the run started: a failure here is a failure to read the input.
-    let mut filter = Filter::new(&settings.filter).unwrap_or_else(|e| {
-        open_errors.push(e.to_string());
-        frames = MergedReader::new(Vec::new());
-        Filter::none()
-    });
     let mut scheduler = Scheduler::new(settings);
     let (guard, opened) = scheduler.target.watch();
     let stopping = engine.shutdown();
@@ -456,10 +455,13 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
     // A BPF expression that does not compile is a usage error, before anything is read.
-    if let Err(e) = Filter::new(&settings.filter) {
-        writeln!(err, "shadowtap: error: {e}")?;
-        return Ok(Status::BadInput);
-    }
+    let filter = match Filter::new(&settings.filter) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
+    };
     if let Some(refusal) = refuse_production_target(settings) {
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
@@ -515,7 +517,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("shadowtap-read".into())
             .spawn_scoped(scope, || {
-                let fed = feed(settings, &mut engine, &read);
+                let fed = feed(settings, filter, &mut engine, &read);
                 let finished = engine.finish();
                 drop(done_tx);
                 (fed, finished)
