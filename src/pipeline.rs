@@ -305,3 +305,87 @@ impl Notes {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::Tracker;
+    use crate::settings::Limits;
+
+    fn files(names: &[&str]) -> MergedReader<Box<dyn std::io::Read + Send>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        let readers = names
+            .iter()
+            .map(|n| CaptureReader::open(std::path::Path::new(&format!("{dir}{n}"))).unwrap())
+            .collect();
+        MergedReader::new(readers)
+    }
+
+    /// Exchanges of `names` through `filter`, with the filter's counts and the notes.
+    fn run(names: &[&str], spec: &FilterSpec) -> (u64, Filter, Notes) {
+        let limits = Limits::default();
+        let mut frames = files(names);
+        let mut filter = Filter::new(spec).unwrap();
+        let mut exchanges = 0u64;
+        let tracker = Tracker::new(limits.http1, |_| exchanges += 1);
+        let mut chain = Chain::new(limits.wire, limits.reassembly, tracker);
+        drive(&mut frames, &mut filter, &mut chain, |_| true);
+        chain.finish();
+        let notes = Notes::collect(&mut frames, &mut chain, &filter);
+        drop(chain);
+        (exchanges, filter, notes)
+    }
+
+    #[test]
+    fn filters_leave_out_what_they_do_not_keep_and_count_it() {
+        let all = run(&["keepalive-ethernet.pcap"], &FilterSpec::default());
+        assert!(all.0 > 0);
+        assert_eq!((all.1.port_filtered, all.1.bpf_filtered), (0, 0));
+        let on_80 = run(
+            &["keepalive-ethernet.pcap"],
+            &FilterSpec::new(vec![80], None),
+        );
+        assert_eq!(on_80.0, all.0);
+        let other = run(
+            &["keepalive-ethernet.pcap"],
+            &FilterSpec::new(vec![8080, 8080], None),
+        );
+        assert_eq!(other.0, 0);
+        assert!(other.1.port_filtered > 0);
+        let bpf = FilterSpec::new(Vec::new(), Some("tcp port 8080".into()));
+        let other = run(&["keepalive-ethernet.pcap"], &bpf);
+        assert_eq!(other.0, 0);
+        assert!(other.1.bpf_filtered > 0);
+        assert_eq!(other.1.port_filtered, 0);
+    }
+
+    #[test]
+    fn notes_hold_the_warnings_of_the_files() {
+        let (_, _, notes) = run(&["corrupt-truncated-tail.pcap"], &FilterSpec::default());
+        assert!(
+            notes
+                .warnings
+                .iter()
+                .any(|w| w.contains("capture cut short")),
+            "{notes:?}"
+        );
+        let mut err = Vec::new();
+        notes.write_warnings(&mut err).unwrap();
+        assert!(String::from_utf8_lossy(&err).starts_with("shadowtap: warning: "));
+    }
+
+    #[test]
+    fn the_frame_hook_stops_the_drive_before_the_frame_is_pushed() {
+        let limits = Limits::default();
+        let mut frames = files(&["keepalive-ethernet.pcap"]);
+        let tracker = Tracker::new(limits.http1, |_| {});
+        let mut chain = Chain::new(limits.wire, limits.reassembly, tracker);
+        let mut seen = 0;
+        drive(&mut frames, &mut Filter::none(), &mut chain, |_| {
+            seen += 1;
+            seen <= 3
+        });
+        assert_eq!(seen, 4);
+        assert_eq!(chain.decoder().counters().packets, 3);
+    }
+}
