@@ -1,14 +1,15 @@
 //! Throughput of each stage on the same synthetic keep-alive capture held in memory, in bytes
 //! of capture per second: reading records, decoding packets, and the whole chain through
-//! reassembly and HTTP framing. `benches/inspect_vs_tshark.py` measures the whole process on
-//! large files next to tshark and a raw libpcap loop.
+//! reassembly and HTTP framing (the `pipeline` driver every command uses).
+//! `benches/inspect_vs_tshark.py` measures the whole process on large files next to tshark
+//! and a raw libpcap loop.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shadowtap::capture::CaptureReader;
 use shadowtap::http1::Tracker;
-use shadowtap::reassembly::Reassembler;
+use shadowtap::pipeline::{self, Chain, Filter};
 use shadowtap::settings::Limits;
 use shadowtap::wire::Decoder;
 
@@ -54,20 +55,15 @@ fn read_decode(data: &[u8]) -> usize {
 fn whole_chain(data: &[u8]) -> usize {
     let limits = Limits::default();
     let mut reader = CaptureReader::new(data, "bench".to_string()).expect("valid capture");
-    let mut decoder = Decoder::new(limits.wire);
-    let mut reassembler = Reassembler::new(limits.reassembly);
     let mut exchanges = 0;
     {
-        let mut tracker = Tracker::new(limits.http1, |ex| {
+        let tracker = Tracker::new(limits.http1, |ex| {
             black_box(&ex);
             exchanges += 1;
         });
-        while let Ok(Some(frame)) = reader.next_frame() {
-            if let Some(seg) = decoder.decode(&frame) {
-                reassembler.push(&seg, &mut tracker);
-            }
-        }
-        reassembler.finish(&mut tracker);
+        let mut chain = Chain::new(limits.wire, limits.reassembly, tracker);
+        pipeline::drive(&mut reader, &mut Filter::none(), &mut chain, |_| true);
+        chain.finish();
     }
     exchanges
 }

@@ -89,6 +89,15 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub shadow: ShadowArgs,
 
+    /// Only TCP traffic to or from this port (repeatable), as `inspect --port`: other
+    /// connections are not read, so their requests are not seen.
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<u16>,
+
+    /// Only frames matching this BPF expression (tcpdump syntax), as `inspect --bpf`.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+
     /// Pacing: `1` keeps the recorded inter-arrival times, `10` is ten times faster, `max`
     /// sends as fast as the concurrency allows.
     #[arg(long, default_value = "1", value_name = "FACTOR|max")]

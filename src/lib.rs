@@ -10,6 +10,9 @@
 //! commands     what the user asked for: inspect
 //! ```
 //!
+//! `pipeline` is the one driver of that chain (frame source, `--bpf`/`--port` filter, decode,
+//! reassembly, tracker, and the warnings they leave), used by every command that reads frames.
+//!
 //! `output` creates every file written (new, mode 0600, never through a link) and counts
 //! failed writes, for `capture`'s pcap writer, `replay`'s log and the commands.
 //!
@@ -22,6 +25,7 @@ pub mod output;
 
 pub mod capture;
 pub mod http1;
+pub mod pipeline;
 pub mod reassembly;
 pub mod replay;
 pub mod wire;

@@ -101,6 +101,8 @@ pub struct ReplaySettings {
     pub title: Option<String>,
     pub progress: crate::cli::Progress,
     pub limits: Limits,
+    /// `--port` and `--bpf`: what of the capture files is read.
+    pub filter: crate::pipeline::FilterSpec,
 }
 
 /// A capture file's bytes held in memory, read in place of a path.
@@ -146,7 +148,9 @@ impl ReplaySettings {
                 _ => bail!("--speed {:?}: use a positive factor or max", args.speed),
             }
         };
-        Self::build(args.files, speed, args.progress, args.shadow)
+        let mut settings = Self::build(args.files, speed, args.progress, args.shadow)?;
+        settings.filter = crate::pipeline::FilterSpec::new(args.ports, args.bpf);
+        Ok(settings)
     }
 
     /// The settings `mirror` shares with `replay`: requests go as they are seen.
@@ -277,6 +281,7 @@ impl ReplaySettings {
             title: None,
             progress,
             limits,
+            filter: crate::pipeline::FilterSpec::default(),
         })
     }
 }

@@ -20,9 +20,8 @@ use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::Status;
 use crate::http1::Tracker;
 use crate::output::{OutputError, Stream, Summary};
-use crate::reassembly::Reassembler;
+use crate::pipeline::{self, Chain, Filter};
 use crate::settings::{parse_size, Limits};
-use crate::wire::Decoder;
 
 /// A pcap output file (`capture -w`, `mirror --save-pcap`): a new 0600 file, never through a
 /// link; an existing path is refused unless `force` (RELIABILITY.md S08).
@@ -105,12 +104,11 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     let mut paths = vec![path.clone()];
     let mut done = Written::default();
     let limits = Limits::default();
-    let mut decoder = Decoder::new(limits.wire.clone());
-    let mut reassembler = Reassembler::new(limits.reassembly.clone());
-    let mut exchanges = 0u64;
     let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut exchanges = 0u64;
     {
-        let mut tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
+        let tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
+        let mut chain = Chain::new(limits.wire.clone(), limits.reassembly.clone(), tracker);
         loop {
             let frame = match live.next_packet()? {
                 Next::Stop => break,
@@ -146,14 +144,12 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 break;
             }
             let Some(count) = args.count else { continue };
-            if let Some(segment) = decoder.decode(&frame) {
-                reassembler.push(&segment, &mut tracker);
-            }
-            if tracker.counters().exchanges >= count {
+            chain.push(&frame);
+            if chain.sink().counters().exchanges >= count {
                 break;
             }
         }
-        reassembler.finish(&mut tracker);
+        chain.finish();
     }
     if done.error.is_none() {
         done.add(writer.stream_mut().finish());
@@ -200,17 +196,12 @@ fn count_exchanges(mut first: File, rest: &[PathBuf], limits: &Limits) -> anyhow
         readers.push(CaptureReader::new(file, path.display().to_string())?);
     }
     let mut frames = MergedReader::new(readers);
-    let mut decoder = Decoder::new(limits.wire.clone());
-    let mut reassembler = Reassembler::new(limits.reassembly.clone());
     let mut exchanges = 0u64;
-    let mut tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
-    while let Some((_, frame)) = frames.next_frame() {
-        if let Some(segment) = decoder.decode(&frame) {
-            reassembler.push(&segment, &mut tracker);
-        }
-    }
-    reassembler.finish(&mut tracker);
-    drop(tracker);
+    let tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
+    let mut chain = Chain::new(limits.wire.clone(), limits.reassembly.clone(), tracker);
+    pipeline::drive(&mut frames, &mut Filter::none(), &mut chain, |_| true);
+    chain.finish();
+    drop(chain);
     Ok(exchanges)
 }
 

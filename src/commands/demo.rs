@@ -177,6 +177,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         title: Some("demo capture".into()),
         progress: crate::cli::Progress::Auto,
         limits: Limits::default(),
+        filter: crate::pipeline::FilterSpec::default(),
     };
     replay::run(&settings, out, err)
 }

@@ -7,16 +7,14 @@ use std::io::Write;
 
 use anyhow::Context as _;
 
-use crate::capture::filter::BpfFilter;
 use crate::capture::{CaptureReader, MergedReader};
 use crate::cli::InspectFormat;
 use crate::commands::Status;
 use crate::http1::{Exchange, Tracker};
-use crate::reassembly::Reassembler;
+use crate::pipeline::{self, Chain, Filter, FilterSpec, Notes};
 use crate::report::exchange::{write_jsonl, write_text_header, write_text_row};
 use crate::report::summary::Summary;
 use crate::settings::InspectSettings;
-use crate::wire::Decoder;
 
 /// Output is flushed to the writer in blocks of about this size.
 const OUT_FLUSH_BYTES: usize = 64 * 1024;
@@ -64,15 +62,13 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
     let mut status = Status::Success;
-    let mut filter = match &settings.bpf {
-        Some(expr) => match BpfFilter::new(expr) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                writeln!(err, "shadowtap: error: {e}")?;
-                return Ok(Status::BadInput);
-            }
-        },
-        None => None,
+    let spec = FilterSpec::new(settings.ports.clone(), settings.bpf.clone());
+    let mut filter = match Filter::new(&spec) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
     };
 
     let mut readers = Vec::with_capacity(settings.files.len());
@@ -90,8 +86,6 @@ pub fn run(
 
     let files_opened = readers.len() as u64;
     let mut frames = MergedReader::new(readers);
-    let mut decoder = Decoder::new(settings.limits.wire.clone());
-    let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
     let format = settings.format;
     if format == InspectFormat::Text {
         write_text_header(out).context("writing output")?;
@@ -105,39 +99,19 @@ pub fn run(
         answered: 0,
         error: None,
     };
-    let mut port_filtered = 0u64;
-    let mut bpf_filtered = 0u64;
     {
+        let limits = &settings.limits;
+        let tracker = Tracker::new(limits.http1.clone(), |ex: Exchange| lines.push(&ex));
+        let mut chain = Chain::new(limits.wire.clone(), limits.reassembly.clone(), tracker);
+        pipeline::drive(&mut frames, &mut filter, &mut chain, |_| true);
+        chain.finish();
         let mut summary = Summary::default();
-        {
-            let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex: Exchange| {
-                lines.push(&ex)
-            });
-            while let Some((_, frame)) = frames.next_frame() {
-                if let Some(f) = filter.as_mut() {
-                    if !f.matches(&frame) {
-                        bpf_filtered += 1;
-                        continue;
-                    }
-                }
-                let Some(segment) = decoder.decode(&frame) else {
-                    continue;
-                };
-                if !settings.ports.is_empty()
-                    && settings.ports.binary_search(&segment.src.port()).is_err()
-                    && settings.ports.binary_search(&segment.dst.port()).is_err()
-                {
-                    port_filtered += 1;
-                    continue;
-                }
-                reassembler.push(&segment, &mut tracker);
-            }
-            reassembler.finish(&mut tracker);
-            summary.add(&frames.counters());
-            summary.add(decoder.counters());
-            summary.add(reassembler.counters());
-            summary.add(tracker.counters());
-        }
+        summary.add(&frames.counters());
+        summary.add(chain.decoder().counters());
+        summary.add(chain.reassembler().counters());
+        summary.add(chain.sink().counters());
+        let notes = Notes::collect(&mut frames, &mut chain, &filter);
+        drop(chain);
         lines.flush();
         if let Some(e) = lines.error.take() {
             return Err(e).context("writing output");
@@ -146,26 +120,12 @@ pub fn run(
         summary.set("pcap.open_errors", open_errors);
         summary.set("inspect.exchanges", lines.exchanges);
         summary.set("inspect.answered", lines.answered);
-        summary.set("inspect.port_filtered", port_filtered);
-        summary.set("inspect.bpf_filtered", bpf_filtered);
+        summary.set("inspect.port_filtered", filter.port_filtered);
+        summary.set("inspect.bpf_filtered", filter.bpf_filtered);
 
-        for w in frames
-            .take_warnings()
-            .iter()
-            .chain(decoder.take_warnings().iter())
-        {
-            writeln!(err, "shadowtap: warning: {w}")?;
-        }
-        if let Some(f) = &filter {
-            for (link, reason) in &f.failed {
-                writeln!(
-                    err,
-                    "shadowtap: warning: BPF filter does not apply to link type {link}: {reason}"
-                )?;
-            }
-        }
-        for (_, e) in frames.errors() {
-            writeln!(err, "shadowtap: error: {e}")?;
+        notes.write_warnings(err)?;
+        notes.write_errors(err)?;
+        if !notes.errors.is_empty() {
             status = Status::BadInput;
         }
         let summary_out: &mut dyn Write = match format {

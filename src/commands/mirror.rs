@@ -24,20 +24,19 @@ use crate::cli::{LiveArgs, MirrorArgs};
 use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::outputs::Outputs;
-use crate::commands::replay::ProductionTarget;
+use crate::commands::replay::{ProductionTarget, Watch};
 use crate::commands::Status;
 use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::output::{OutputError, Stream};
-use crate::reassembly::Reassembler;
+use crate::pipeline::Chain;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
-use crate::replay::target::{probe_frame, Guard, LocalAddrs, Opens};
+use crate::replay::target::{probe_frame, Guard, LocalAddrs};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
 use crate::settings::{parse_duration, ReplaySettings};
-use crate::wire::Decoder;
 
 /// How often queued requests are handed over when traffic is steady (they also go whenever
 /// the capture is idle).
@@ -218,8 +217,6 @@ pub fn run_with_banner(
     )?;
 
     let limits = settings.limits.clone();
-    let mut decoder = Decoder::new(limits.wire);
-    let mut reassembler = Reassembler::new(limits.reassembly);
     let mut rate_limit = settings.rate.map(|r| RateLimit::new(r, Instant::now()));
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
@@ -268,7 +265,12 @@ pub fn run_with_banner(
                 drop_count(&local, n);
             }
         };
-        let mut tracker = Tracker::new(limits.http1, offer);
+        let tracker = Tracker::new(limits.http1, offer);
+        let watch = Watch {
+            guard: &guard,
+            seen: &opened,
+        };
+        let mut chain = Chain::with_front(limits.wire, limits.reassembly, tracker, watch);
         let mut handed = [0u64; 6];
         loop {
             let now = Instant::now();
@@ -280,7 +282,7 @@ pub fn run_with_banner(
                 )?;
             }
             if now >= next_status {
-                hand_over(tracker.counters(), &mut handed, &local, &counts);
+                hand_over(chain.sink().counters(), &mut handed, &local, &counts);
                 next_status = now + interval;
                 let (k, i) = live.drops();
                 counts.kernel_drops.store(k, Ordering::Relaxed);
@@ -318,26 +320,19 @@ pub fn run_with_banner(
                     )?;
                 }
             }
-            if let Some(segment) = decoder.decode(&frame) {
-                let mut watched = Opens {
-                    sink: &mut tracker,
-                    guard: &guard,
-                    seen: &opened,
-                };
-                reassembler.push(&segment, &mut watched);
-            }
+            chain.push(&frame);
             if now.duration_since(last_flush) >= FLUSH_EVERY {
                 if let Err(n) = engine.borrow_mut().try_flush() {
                     drop_count(&local, n);
                 }
-                hand_over(tracker.counters(), &mut handed, &local, &counts);
+                hand_over(chain.sink().counters(), &mut handed, &local, &counts);
                 last_flush = now;
             }
         }
         // Exchanges still open at the end are emitted (as incomplete, when they are), so
         // they are counted, not lost.
-        reassembler.finish(&mut tracker);
-        hand_over(tracker.counters(), &mut handed, &local, &counts);
+        chain.finish();
+        hand_over(chain.sink().counters(), &mut handed, &local, &counts);
     }
     let saved = save.as_mut().map(|w| w.stream_mut().finish());
     let (k, i) = live.drops();

@@ -25,7 +25,8 @@ use crate::cli::{Progress, ReportFormat};
 use crate::commands::outputs::Outputs;
 use crate::commands::{Signal, Status};
 use crate::http1::{Exchange, Tracker};
-use crate::reassembly::Reassembler;
+use crate::pipeline::{self, Chain, Filter, Front, Notes};
+use crate::reassembly::{Reassembler, StreamSink};
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::gate;
 use crate::replay::select::Skip;
@@ -33,7 +34,7 @@ use crate::replay::stats::Stats;
 use crate::replay::target::{Discard, Guard, LocalAddrs, Opens};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
-use crate::wire::Decoder;
+use crate::wire::Segment;
 
 /// Batches waiting for each replay shard (16 x 64 = 1,024 exchanges).
 const QUEUE: usize = 16;
@@ -165,31 +166,59 @@ impl Reorder {
     }
 }
 
-/// What the reader thread gives back: the skipped requests' counts and the one-line errors
-/// of files that could not be read.
+/// What the reader thread gives back: the skipped requests' counts, the one-line errors
+/// of files that could not be opened, and what the capture side had to say.
 struct Fed {
     skipped: Stats,
-    errors: Vec<String>,
+    open_errors: Vec<String>,
+    notes: Notes,
+}
+
+/// The production-target watch in front of the tracker: [`Opens`] sees each connection as
+/// it opens (shared with `mirror`).
+pub(crate) struct Watch<'a> {
+    pub(crate) guard: &'a Guard,
+    pub(crate) seen: &'a Cell<Option<SocketAddr>>,
+}
+
+impl Front for Watch<'_> {
+    #[inline]
+    fn push<K: StreamSink>(
+        &mut self,
+        reassembler: &mut Reassembler,
+        segment: &Segment<'_>,
+        sink: &mut K,
+    ) {
+        let mut watched = Opens {
+            sink,
+            guard: self.guard,
+            seen: self.seen,
+        };
+        reassembler.push(segment, &mut watched);
+    }
 }
 
 /// Reads every file, puts exchanges back in request order, selects them, and queues each
 /// with its intended send time. Runs on its own thread; blocks while the engine is full.
-fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed {
-    let mut errors = Vec::new();
+fn feed(
+    settings: &ReplaySettings,
+    mut filter: Filter,
+    engine: &mut Engine,
+    read: &AtomicU64,
+) -> Fed {
+    let mut open_errors = Vec::new();
     let mut readers = Vec::new();
     for path in &settings.files {
         match open_capture(settings, path) {
             Ok(r) => readers.push(r),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => open_errors.push(e.to_string()),
         }
     }
     let mut frames = MergedReader::new(readers);
-    let mut decoder = Decoder::new(settings.limits.wire.clone());
-    let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
     let mut scheduler = Scheduler::new(settings);
     let (guard, opened) = scheduler.target.watch();
     let stopping = engine.shutdown();
-    let mut tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
+    let tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
         let ex = Box::new(ex);
         if scheduler.settings.speed == Speed::Max {
             // No schedule to keep: requests go as their exchanges complete (a connection's
@@ -202,42 +231,47 @@ fn feed(settings: &ReplaySettings, engine: &mut Engine, read: &AtomicU64) -> Fed
             scheduler.offer(ex, engine);
         }
     });
+    let limits = &settings.limits;
+    let watch = Watch {
+        guard: &guard,
+        seen: &opened,
+    };
+    let mut chain = Chain::with_front(
+        limits.wire.clone(),
+        limits.reassembly.clone(),
+        tracker,
+        watch,
+    );
     let mut since_update = 0u64;
-    while let Some((_, frame)) = frames.next_frame() {
+    pipeline::drive(&mut frames, &mut filter, &mut chain, |frame| {
         // Stopped by a signal: what was read is still accounted for below (whatever is
         // selected but not sent is `dropped/shutdown`), the rest of the capture is not read.
         if stopping.stopping() {
-            break;
+            return false;
         }
         since_update += PCAP_RECORD_HEADER + frame.data.len() as u64;
         if since_update > PROGRESS_BYTES {
             read.fetch_add(since_update, Ordering::Relaxed);
             since_update = 0;
         }
-        if let Some(segment) = decoder.decode(&frame) {
-            let mut watched = Opens {
-                sink: &mut tracker,
-                guard: &guard,
-                seen: &opened,
-            };
-            reassembler.push(&segment, &mut watched);
-        }
-    }
+        true
+    });
     read.fetch_add(since_update, Ordering::Relaxed);
-    reassembler.finish(&mut tracker);
+    chain.finish();
+    let notes = Notes::collect(&mut frames, &mut chain, &filter);
     // Requests the tracker saw but never emitted are accounted for with the rest.
-    let lost = tracker.counters().lost();
-    drop(tracker);
+    let lost = chain.sink().counters().lost();
+    drop(chain);
     for (why, n) in lost {
         scheduler.skipped.skip_many(Skip::from(why), n);
     }
     while let Some(ex) = scheduler.window.pop_any() {
         scheduler.offer(ex, engine);
     }
-    errors.extend(frames.errors().iter().map(|(_, e)| e.to_string()));
     Fed {
         skipped: scheduler.skipped,
-        errors,
+        open_errors,
+        notes,
     }
 }
 
@@ -307,21 +341,21 @@ fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(Path
         let Ok(mut reader) = open_capture(settings, path) else {
             continue;
         };
-        let mut decoder = Decoder::new(settings.limits.wire.clone());
-        let mut reassembler = Reassembler::new(settings.limits.reassembly.clone());
         let seen = Cell::new(None);
-        let mut sink = Opens {
-            sink: &mut Discard,
-            guard,
-            seen: &seen,
-        };
-        while let Ok(Some(frame)) = reader.next_frame() {
-            if let Some(segment) = decoder.decode(&frame) {
-                reassembler.push(&segment, &mut sink);
-            }
-            if let Some(server) = seen.get() {
-                return Some((path.clone(), server));
-            }
+        let limits = &settings.limits;
+        let watch = Watch { guard, seen: &seen };
+        let mut chain = Chain::with_front(
+            limits.wire.clone(),
+            limits.reassembly.clone(),
+            Discard,
+            watch,
+        );
+        // Every connection is looked at, whatever `--port` and `--bpf` keep.
+        pipeline::drive(&mut reader, &mut Filter::none(), &mut chain, |_| {
+            seen.get().is_none()
+        });
+        if let Some(server) = seen.get() {
+            return Some((path.clone(), server));
         }
     }
     None
@@ -420,6 +454,14 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
+    // A BPF expression that does not compile is a usage error, before anything is read.
+    let filter = match Filter::new(&settings.filter) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e}")?;
+            return Ok(Status::BadInput);
+        }
+    };
     if let Some(refusal) = refuse_production_target(settings) {
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
@@ -475,7 +517,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("shadowtap-read".into())
             .spawn_scoped(scope, || {
-                let fed = feed(settings, &mut engine, &read);
+                let fed = feed(settings, filter, &mut engine, &read);
                 let finished = engine.finish();
                 drop(done_tx);
                 (fed, finished)
@@ -490,10 +532,13 @@ pub fn run(
     let interrupted = interrupts.first();
     drop(interrupts);
     stats.merge(&fed.skipped);
-    let errors = fed.errors;
-    for e in &errors {
+    // The capture's warnings and errors, as `inspect` prints them.
+    for e in &fed.open_errors {
         writeln!(err, "shadowtap: error: {e}")?;
     }
+    fed.notes.write_warnings(err)?;
+    fed.notes.write_errors(err)?;
+    let errors: Vec<&String> = fed.open_errors.iter().chain(&fed.notes.errors).collect();
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }

@@ -13,9 +13,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::capture::{CaptureReader, Timestamp};
 use crate::http1::Tracker;
+use crate::pipeline::{self, Chain, Filter, Front};
 use crate::reassembly::{Reassembler, StreamEvent, StreamSink};
 use crate::settings::Limits;
-use crate::wire::{Decoder, Segment, SeqNumber, TcpFlags};
+use crate::wire::{Segment, SeqNumber, TcpFlags};
 
 /// Most bytes (payload and segments) the script may feed per input byte, plus a constant: a
 /// four-byte `flows` operation opens 1024 connections of about 1 KiB each.
@@ -115,52 +116,55 @@ impl<S: StreamSink> StreamSink for Counting<'_, S> {
     }
 }
 
-/// The stages after the wire decoder, counting what they do.
-struct Stages<F: FnMut(crate::http1::Exchange)> {
-    reassembler: Reassembler,
-    tracker: Tracker<F>,
+/// The pipeline's front that counts what each push makes the reassembler do.
+#[derive(Default)]
+struct Measure {
     work: Work,
 }
 
-impl<F: FnMut(crate::http1::Exchange)> Stages<F> {
-    fn push(&mut self, seg: &Segment<'_>) {
+impl Front for Measure {
+    fn push<K: StreamSink>(
+        &mut self,
+        reassembler: &mut Reassembler,
+        seg: &Segment<'_>,
+        sink: &mut K,
+    ) {
         self.work.segments += 1;
         self.work.bytes += seg.payload.len() as u64;
         self.work.missing += u64::from(seg.missing);
         let mut sink = Counting {
-            inner: &mut self.tracker,
+            inner: sink,
             events: 0,
         };
         let visited = crate::reassembly::chunks_visited();
-        self.reassembler.push(seg, &mut sink);
+        reassembler.push(seg, &mut sink);
         self.work.visits += crate::reassembly::chunks_visited().wrapping_sub(visited);
         self.work.events += sink.events;
-        let held = self.reassembler.counters().memuse;
+        let held = reassembler.counters().memuse;
         self.work.peak_held = self.work.peak_held.max(held);
     }
 
-    fn finish(mut self) -> Work {
+    fn finish<K: StreamSink>(&mut self, reassembler: &mut Reassembler, sink: &mut K) {
         let mut sink = Counting {
-            inner: &mut self.tracker,
+            inner: sink,
             events: 0,
         };
         let visited = crate::reassembly::chunks_visited();
-        self.reassembler.finish(&mut sink);
+        reassembler.finish(&mut sink);
         self.work.visits += crate::reassembly::chunks_visited().wrapping_sub(visited);
         self.work.events += sink.events;
-        self.work.http_peak = self.tracker.counters().memuse_peak;
-        self.work
     }
 }
+
+/// The stages after the wire decoder (the pipeline's chain), counting what they do.
+type Stages<F> = Chain<Tracker<F>, Measure>;
 
 /// Any bytes through every stage; returns the work done, checked against the input.
 pub fn pipeline(data: &[u8]) -> Work {
     let mut limits = Limits::default();
     limits.http1.memcap = HTTP_MEMCAP;
     let mut exchanges = 0u64;
-    let mut stages = Stages {
-        reassembler: Reassembler::new(limits.reassembly.clone()),
-        tracker: Tracker::new(limits.http1.clone(), |_| exchanges += 1),
+    let measure = Measure {
         work: Work {
             input: data.len() as u64,
             memcap: limits.reassembly.memcap as u64,
@@ -168,12 +172,22 @@ pub fn pipeline(data: &[u8]) -> Work {
             ..Work::default()
         },
     };
+    let tracker = Tracker::new(limits.http1.clone(), |_| exchanges += 1);
+    let mut stages = Chain::with_front(
+        limits.wire.clone(),
+        limits.reassembly.clone(),
+        tracker,
+        measure,
+    );
     if data.len() >= 4 && CAPTURE_MAGICS.iter().any(|m| data[..4] == m[..]) {
         from_capture(data, &limits, &mut stages);
     } else {
         Script::new(data).run(&mut stages);
     }
-    let mut work = stages.finish();
+    stages.finish();
+    let mut work = stages.front().work;
+    work.http_peak = stages.sink().counters().memuse_peak;
+    drop(stages);
     work.exchanges = exchanges;
     work.check();
     work
@@ -189,12 +203,7 @@ fn from_capture<F: FnMut(crate::http1::Exchange)>(
     else {
         return;
     };
-    let mut decoder = Decoder::new(limits.wire.clone());
-    while let Ok(Some(frame)) = reader.next_frame() {
-        if let Some(segment) = decoder.decode(&frame) {
-            stages.push(&segment);
-        }
-    }
+    pipeline::drive(&mut reader, &mut Filter::none(), stages, |_| true);
 }
 
 /// The interpreter of a script: one connection at a time, each direction's next sequence
@@ -303,7 +312,7 @@ impl<'a> Script<'a> {
         };
         self.ts += 1000;
         self.fed += payload.len() as u64 + 1;
-        stages.push(&Segment {
+        stages.push_segment(&Segment {
             ts: Timestamp::from_nanos(self.ts),
             src,
             dst,

@@ -1205,3 +1205,151 @@ fn a_shadow_body_cut_at_the_drain_cap_is_counted_and_flagged() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `shadowtap: warning:` and `shadowtap: error:` lines a run printed on stderr.
+fn capture_notes(args: &[&str]) -> (i32, Vec<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(args)
+        .output()
+        .expect("running shadowtap");
+    let lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("shadowtap: warning: ") || l.starts_with("shadowtap: error: "))
+        .map(str::to_string)
+        .collect();
+    (out.status.code().unwrap_or(-1), lines)
+}
+
+/// What `inspect` says about a capture file on stderr, `replay` says too (one driver
+/// collects it for both).
+fn assert_replay_notes_like_inspect(file: &str) -> Vec<String> {
+    let (_, inspected) = capture_notes(&["inspect", "--format", "jsonl", file]);
+    assert!(!inspected.is_empty(), "{file}: inspect says nothing");
+    let (code, replayed) = capture_notes(&[
+        "replay",
+        file,
+        "--shadow",
+        "http://127.0.0.1:9",
+        "--speed",
+        "max",
+        "--progress",
+        "never",
+    ]);
+    for line in &inspected {
+        assert!(
+            replayed.contains(line),
+            "{file}: replay (exit {code}) does not say {line:?}: {replayed:?}"
+        );
+    }
+    replayed
+}
+
+#[test]
+fn replay_prints_the_capture_warnings_and_errors_inspect_prints() {
+    let (_, cut) = capture_notes(&["inspect", &fixture("corrupt-truncated-tail.pcap")]);
+    assert!(
+        cut.iter().any(|l| l.contains("capture cut short")),
+        "{cut:?}"
+    );
+    for name in [
+        "corrupt-truncated-tail.pcap",
+        "corrupt-empty.pcap",
+        "corrupt-bad-magic.pcap",
+        "corrupt-huge-record.pcap",
+        "corrupt-pcapng-block-length.pcapng",
+    ] {
+        assert_replay_notes_like_inspect(&fixture(name));
+    }
+}
+
+#[test]
+fn replay_warns_about_a_link_type_it_cannot_decode() {
+    use crate::support::files::pcap;
+    use crate::support::packets::{merge, Conv, Link};
+    let mut conv = Conv::new("10.5.0.1:40000", "10.6.0.1:80", Link::Ethernet);
+    conv.handshake();
+    conv.client(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    // LINKTYPE_USER0: nothing shadowtap decodes.
+    let bytes = pcap(147, &merge(vec![conv]), false, false);
+    let dir = std::env::temp_dir().join(format!("shadowtap-user0-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("user0.pcap");
+    std::fs::write(&file, bytes).unwrap();
+    let replayed = assert_replay_notes_like_inspect(file.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        replayed
+            .iter()
+            .any(|l| l.contains("unsupported link type linktype_147")),
+        "{replayed:?}"
+    );
+}
+
+/// Two connections of one GET each, to port 80 and to port 8080.
+fn two_ports_capture(name: &str) -> (PathBuf, PathBuf) {
+    use crate::support::packets::{Conv, Link};
+    let convs = [(80u16, "/on-80"), (8080, "/on-8080")]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (port, path))| {
+            let mut conv = Conv::new(
+                &format!("10.7.0.{}:40000", n + 1),
+                &format!("10.8.0.1:{port}"),
+                Link::Ethernet,
+            )
+            .at(crate::support::packets::T0 + n as i64 * 1_000_000);
+            conv.handshake();
+            conv.client(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+            conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            conv.close();
+            conv
+        })
+        .collect();
+    capture_file(name, convs)
+}
+
+#[test]
+fn port_and_bpf_filters_keep_other_connections_unseen() {
+    let (dir, file) = two_ports_capture("two-ports");
+    let file = file.to_str().unwrap().to_string();
+    let unfiltered = shadow(Behaviour::Answer(200));
+    let (code, report, err) = replay(&[&file], &unfiltered.url, &["--speed", "max"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["counts"]["seen"], 2, "{}", report["counts"]);
+    for filter in [&["--port", "8080"][..], &["--bpf", "tcp port 8080"]] {
+        let s = shadow(Behaviour::Answer(200));
+        let mut extra = vec!["--speed", "max"];
+        extra.extend_from_slice(filter);
+        let (code, report, err) = replay(&[&file], &s.url, &extra);
+        assert_eq!(code, 0, "{filter:?}: {err}");
+        let c = &report["counts"];
+        assert_eq!(c["seen"], 1, "{filter:?}: {c}");
+        assert_eq!(c["replayed"], 1, "{filter:?}: {c}");
+        assert_accounted(&report);
+        let seen = s.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{filter:?}");
+        let sent = String::from_utf8_lossy(&seen[0]);
+        assert!(sent.starts_with("GET /on-8080 "), "{filter:?}: {sent}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_bpf_expression_is_a_usage_error_before_anything_is_sent() {
+    let s = shadow(Behaviour::Answer(200));
+    let (code, lines) = capture_notes(&[
+        "replay",
+        &fixture("keepalive-ethernet.pcap"),
+        "--shadow",
+        &s.url,
+        "--bpf",
+        "tcp port nonsense",
+    ]);
+    assert_eq!(code, 2, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("invalid BPF expression")),
+        "{lines:?}"
+    );
+    assert!(s.seen.lock().unwrap().is_empty());
+}
