@@ -323,12 +323,7 @@ pub(super) fn is_request_line(line: &[u8]) -> bool {
     let Some(sp) = memchr::memchr(b' ', line) else {
         return false;
     };
-    let method = &line[..sp];
-    !method.is_empty()
-        && method.len() <= MAX_METHOD
-        && method
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    is_method(&line[..sp])
         && line.len() >= sp + 11
         && line[line.len() - 9..].starts_with(b" HTTP/1.")
         && line[sp + 1] != b' '
@@ -342,7 +337,11 @@ pub(super) fn looks_like_request(head: &[u8]) -> bool {
     let Some(sp) = memchr::memchr(b' ', line) else {
         return false;
     };
-    let method = &line[..sp];
+    is_method(&line[..sp])
+}
+
+/// Whether `method` is a method token (RFC 9110 `token`) no longer than [`MAX_METHOD`].
+fn is_method(method: &[u8]) -> bool {
     !method.is_empty()
         && method.len() <= MAX_METHOD
         && method
