@@ -13,6 +13,9 @@
 //! `pipeline` is the one driver of that chain (frame source, `--bpf`/`--port` filter, decode,
 //! reassembly, tracker, and the warnings they leave), used by every command that reads frames.
 //!
+//! `redact` removes credentials from what shadowtap writes; `replay`'s log and `report` both
+//! use it, so neither imports the other for it.
+//!
 //! `output` creates every file written (new, mode 0600, never through a link) and counts
 //! failed writes, for `capture`'s pcap writer, `replay`'s log and the commands.
 //!
@@ -22,6 +25,7 @@
 
 pub mod counters;
 pub mod output;
+pub mod redact;
 
 pub mod capture;
 pub mod http1;
