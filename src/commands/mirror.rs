@@ -21,11 +21,9 @@ use serde_json::json;
 use crate::capture::filter::BpfFilter;
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs};
-use crate::commands::capture::create;
 use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::outputs::Outputs;
-use crate::commands::replay::{ProductionTarget, Watch};
-use crate::commands::Status;
+use crate::commands::{verdict, Status};
 use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::output::{OutputError, Stream};
 use crate::pipeline::Chain;
@@ -33,7 +31,7 @@ use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
-use crate::replay::target::{probe_frame, Guard, LocalAddrs};
+use crate::replay::target::{probe_frame, Guard, LocalAddrs, ProductionTarget, Watch};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
 use crate::settings::{parse_duration, ReplaySettings};
@@ -111,7 +109,11 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    let mut target = ProductionTarget::new(&settings, LocalAddrs::of_this_machine());
+    let mut target = ProductionTarget::new(
+        settings.shadow_target.clone(),
+        LocalAddrs::of_this_machine(),
+        settings.allow_production_target,
+    );
     let local = local_target(&target.guard, &args.live);
     let own = match local {
         Some(why) if !target.guard.allowed() => {
@@ -238,7 +240,7 @@ pub fn run_with_banner(
                 counts.own_traffic.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if let Err(why) = target.select(&settings, &ex) {
+            if let Err(why) = target.select(&settings.selection, &ex) {
                 if why == Skip::ProductionTarget && !noted {
                     noted = true;
                     first_sight.set(target.guard.seen().map(|(_, server)| server));
@@ -348,7 +350,7 @@ pub fn run_with_banner(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    super::replay::warn_production_target(&stats, &settings, err)?;
+    verdict::warn_production_target(&stats, &settings, err)?;
     let capture = counts.prometheus();
     let seconds = live.started.elapsed().as_secs_f64();
     let mut report = render::json(&stats);
@@ -371,8 +373,8 @@ pub fn run_with_banner(
     if !files.is_empty() {
         report["outputs"] = serde_json::Value::Object(files);
     }
-    let verdicts = super::replay::fail_if(&settings, &mut report);
-    let mut status = super::replay::outcome(&stats, &settings, &verdicts, err)?;
+    let verdicts = verdict::fail_if(&settings, &mut report);
+    let mut status = verdict::outcome(&stats, &settings, &verdicts, err)?;
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
@@ -388,7 +390,7 @@ pub fn run_with_banner(
     lines.extend(log.iter().map(|l| l.text("log", "lines")));
     lines.extend(saved.iter().map(|s| s.text("save-pcap", "packets")));
     // The side outputs are written even when stdout is not (`| head`, a full disk).
-    let printed = super::replay::print_report(
+    let printed = verdict::print_report(
         settings.format,
         &report,
         &stats,
@@ -446,7 +448,7 @@ fn open_outputs(
     link: crate::capture::LinkType,
 ) -> Result<(Option<PcapWriter<Stream>>, Outputs), OutputError> {
     let save = match save_pcap {
-        Some(path) => Some(create(path, link, settings.force)?),
+        Some(path) => Some(PcapWriter::create(path, link, settings.force)?),
         None => None,
     };
     match Outputs::create(settings) {

@@ -1,5 +1,9 @@
 //! One file per subcommand: the only place that wires stages together, opens files and
-//! decides exit codes. Uses `anyhow` for errors with context.
+//! decides exit codes. Uses `anyhow` for errors with context. What several commands share
+//! is in modules that are not commands (`outputs`, `verdict`, and this file's `Status` and
+//! `Interrupts`): a command never imports another (docs/architecture.md "Layers and the
+//! import rule"; `demo`, which runs `replay` and `mirror` on its embedded capture, is the
+//! one exception).
 
 pub mod capture;
 pub mod demo;
@@ -9,6 +13,7 @@ pub mod mirror;
 mod outputs;
 pub mod replay;
 pub mod report;
+mod verdict;
 
 use crate::cli::{Cli, Command};
 
