@@ -25,6 +25,7 @@
 
 pub mod counters;
 pub mod output;
+pub mod privileges;
 pub mod redact;
 
 pub mod capture;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 
-use crate::cli::{InspectArgs, InspectFormat, ReplayArgs, ReportFormat, ShadowArgs};
+use crate::capture::live::{port_filter, LiveConfig};
+use crate::cli::{InspectArgs, InspectFormat, LiveArgs, ReplayArgs, ReportFormat, ShadowArgs};
 use crate::replay::request::{HostHeader, Rewrites};
 use crate::replay::select::Selection;
 
@@ -113,6 +114,20 @@ impl std::fmt::Debug for Bundled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Bundled({} bytes)", self.0.len())
     }
+}
+
+/// What a live capture opens (`capture`, `mirror`): `--duration` and `--buffer-size` parsed,
+/// the BPF expression from `--bpf` or `--port`.
+pub fn live_config(args: &LiveArgs) -> anyhow::Result<LiveConfig> {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let buffer = parse_size(&args.buffer_size)?;
+    Ok(LiveConfig {
+        interface: args.interface.clone(),
+        filter: args.bpf.clone().unwrap_or_else(|| port_filter(&args.ports)),
+        duration,
+        buffer,
+        promisc: args.promisc,
+    })
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`.

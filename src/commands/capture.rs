@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::capture::live::{Live, Next, IDLE_WAIT};
 use crate::capture::{CaptureReader, MergedReader, PcapWriter};
 use crate::cli::CaptureArgs;
-use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::Status;
 use crate::http1::Tracker;
 use crate::output::{OutputError, Summary};
 use crate::pipeline::{self, Chain, Filter};
-use crate::settings::{parse_size, Limits};
+use crate::privileges::drop_privileges;
+use crate::settings::{live_config, parse_size, Limits};
 
 /// Packets written and not written over every file of a capture, and the first error.
 #[derive(Default)]
@@ -49,7 +50,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             return Ok(Status::BadInput);
         }
     };
-    let mut live = match Live::open(&args.live, None) {
+    let mut live = match live_config(&args.live).and_then(|c| Live::open(&c, None)) {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;

@@ -19,14 +19,15 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::capture::filter::BpfFilter;
+use crate::capture::live::{port_filter, Live, Next, IDLE_WAIT};
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs};
-use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::outputs::Outputs;
 use crate::commands::{verdict, Status};
 use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::output::{OutputError, Stream};
 use crate::pipeline::Chain;
+use crate::privileges::drop_privileges;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
@@ -34,7 +35,7 @@ use crate::replay::stats::{Side, Stats};
 use crate::replay::target::{probe_frame, Guard, LocalAddrs, ProductionTarget, Watch};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
-use crate::settings::{parse_duration, ReplaySettings};
+use crate::settings::{live_config, parse_duration, ReplaySettings};
 
 /// How often queued requests are handed over when traffic is steady (they also go whenever
 /// the capture is idle).
@@ -134,7 +135,8 @@ pub fn run_with_banner(
         }
         None => Some(target.guard.own_traffic_filter(settings.shadow)),
     };
-    let mut live = match Live::open(&args.live, own.as_deref()) {
+    let opened = live_config(&args.live).and_then(|c| Live::open(&c, own.as_deref()));
+    let mut live = match opened {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;

@@ -8,7 +8,6 @@
 pub mod capture;
 pub mod demo;
 pub mod inspect;
-pub mod live;
 pub mod mirror;
 mod outputs;
 pub mod replay;
