@@ -32,7 +32,7 @@ use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
-use crate::replay::target::{probe_frame, Guard, LocalAddrs, ProductionTarget, Watch};
+use crate::replay::target::{probe_frame, resolve, Guard, LocalAddrs, ProductionTarget, Watch};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
 use crate::settings::{live_config, parse_duration, ReplaySettings};
@@ -110,8 +110,16 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
+    // The shadow's name is looked up and its TLS files read now, before the capture opens.
+    let shadow = match resolve(&settings.shadow) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e:#}")?;
+            return Ok(Status::BadInput);
+        }
+    };
     let mut target = ProductionTarget::new(
-        settings.shadow_target.clone(),
+        shadow.target.clone(),
         LocalAddrs::of_this_machine(),
         settings.allow_production_target,
     );
@@ -133,7 +141,7 @@ pub fn run_with_banner(
             )?;
             None
         }
-        None => Some(target.guard.own_traffic_filter(settings.shadow)),
+        None => Some(target.guard.own_traffic_filter(shadow.addr)),
     };
     let opened = live_config(&args.live).and_then(|c| Live::open(&c, own.as_deref()));
     let mut live = match opened {
@@ -179,8 +187,8 @@ pub fn run_with_banner(
         }
     }
     let engine = Engine::start(engine::Config {
-        shadow: settings.shadow,
-        tls: settings.tls.clone(),
+        shadow: shadow.addr,
+        tls: shadow.tls.clone(),
         concurrency: settings.concurrency,
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
@@ -282,7 +290,7 @@ pub fn run_with_banner(
                 writeln!(
                     err,
                     "shadowtap: warning: --shadow {} was seen as {server}, a server in the capture (production): nothing more is sent to it; --allow-production-target sends anyway",
-                    settings.shadow_target.url
+                    shadow.target.url
                 )?;
             }
             if now >= next_status {
@@ -352,7 +360,7 @@ pub fn run_with_banner(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    verdict::warn_production_target(&stats, &settings, err)?;
+    verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
     let seconds = live.started.elapsed().as_secs_f64();
     let mut report = render::json(&stats);

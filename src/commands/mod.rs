@@ -183,8 +183,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                     return Ok(Status::BadInput);
                 }
             };
+            // The shadow's name is looked up and its TLS files read now, before the run.
+            let shadow = match crate::replay::target::resolve(&settings.shadow) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("shadowtap: error: {e:#}");
+                    return Ok(Status::BadInput);
+                }
+            };
             // stderr is not held locked: the progress line is drawn on it from another thread.
-            replay::run(&settings, &mut stdout.lock(), &mut std::io::stderr())
+            replay::run(
+                &settings,
+                &shadow,
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )
         }
         Command::Mirror(args) => mirror::run(*args, &mut stdout.lock(), &mut std::io::stderr()),
         Command::Capture(args) => capture::run(&args, &mut stdout.lock(), &mut std::io::stderr()),

@@ -28,7 +28,7 @@ use crate::pipeline::{self, Chain, Filter, Notes};
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
-use crate::replay::target::{Discard, Guard, LocalAddrs, ProductionTarget, Watch};
+use crate::replay::target::{Discard, Guard, LocalAddrs, ProductionTarget, Shadow, Watch};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
 
@@ -174,6 +174,7 @@ struct Fed {
 /// with its intended send time. Runs on its own thread; blocks while the engine is full.
 fn feed(
     settings: &ReplaySettings,
+    shadow: &Shadow,
     mut filter: Filter,
     engine: &mut Engine,
     read: &AtomicU64,
@@ -187,7 +188,7 @@ fn feed(
         }
     }
     let mut frames = MergedReader::new(readers);
-    let mut scheduler = Scheduler::new(settings);
+    let mut scheduler = Scheduler::new(settings, shadow);
     let (guard, opened) = scheduler.target.watch();
     let stopping = engine.shutdown();
     let tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
@@ -312,12 +313,12 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(settings: &'a ReplaySettings) -> Self {
+    fn new(settings: &'a ReplaySettings, shadow: &Shadow) -> Self {
         Scheduler {
             settings,
             window: Reorder::default(),
             target: ProductionTarget::new(
-                settings.shadow_target.clone(),
+                shadow.target.clone(),
                 LocalAddrs::of_this_machine(),
                 settings.allow_production_target,
             ),
@@ -385,9 +386,11 @@ fn unpaced(settings: &ReplaySettings) -> bool {
     settings.speed == Speed::Max && settings.rate.is_none()
 }
 
-/// Runs `replay`: the report goes to `out`, errors to `err`.
+/// Runs `replay` to `shadow` (resolved from `settings.shadow`): the report goes to `out`,
+/// errors to `err`.
 pub fn run(
     settings: &ReplaySettings,
+    shadow: &Shadow,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
@@ -399,7 +402,7 @@ pub fn run(
             return Ok(Status::BadInput);
         }
     };
-    if let Some(refusal) = refuse_production_target(settings) {
+    if let Some(refusal) = refuse_production_target(settings, shadow) {
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
     }
@@ -414,8 +417,8 @@ pub fn run(
     };
     let log = outputs.log.clone();
     let mut engine = Engine::start(engine::Config {
-        shadow: settings.shadow,
-        tls: settings.tls.clone(),
+        shadow: shadow.addr,
+        tls: shadow.tls.clone(),
         concurrency: settings.concurrency,
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
@@ -454,7 +457,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("shadowtap-read".into())
             .spawn_scoped(scope, || {
-                let fed = feed(settings, filter, &mut engine, &read);
+                let fed = feed(settings, shadow, filter, &mut engine, &read);
                 let finished = engine.finish();
                 drop(done_tx);
                 (fed, finished)
@@ -479,7 +482,7 @@ pub fn run(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    verdict::warn_production_target(&stats, settings, err)?;
+    verdict::warn_production_target(&stats, shadow.addr, err)?;
     let mut report = render::json(&stats);
     if let Some(signal) = interrupted {
         report["interrupted"] = json!(signal.name());
@@ -537,19 +540,19 @@ fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
 
 /// Why the replay must not start: a target is a server in the capture files (decided before
 /// anything is sent, DESIGN.md "Safety").
-fn refuse_production_target(settings: &ReplaySettings) -> Option<String> {
+fn refuse_production_target(settings: &ReplaySettings, shadow: &Shadow) -> Option<String> {
     if settings.allow_production_target {
         return None;
     }
     let guard = Guard::new(
-        vec![settings.shadow_target.clone()],
+        vec![shadow.target.clone()],
         LocalAddrs::of_this_machine(),
         false,
     );
     let (path, server) = production_in_files(settings, &guard)?;
     Some(format!(
         "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
-        settings.shadow_target.url,
+        shadow.target.url,
         path.display()
     ))
 }
@@ -579,10 +582,15 @@ mod tests {
         parse(flags).unwrap()
     }
 
+    /// The shadow of `settings` (an address, so nothing is looked up).
+    fn shadow(settings: &ReplaySettings) -> Shadow {
+        crate::replay::target::resolve(&settings.shadow).unwrap()
+    }
+
     /// Send times (ms) of requests captured at these times (ms).
     fn send_times(flags: &[&str], captured_ms: &[i64]) -> Vec<Option<u128>> {
         let settings = settings(flags);
-        let mut scheduler = Scheduler::new(&settings);
+        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
         captured_ms
             .iter()
             .map(|&ms| {
@@ -597,7 +605,7 @@ mod tests {
         // A paced schedule starts SCHEDULE_LEAD after the first request was read (the
         // helper takes it off the others).
         let settings = settings(&[]);
-        let mut scheduler = Scheduler::new(&settings);
+        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
         assert_eq!(
             scheduler.send_time(Timestamp::from_nanos(7)),
             Some(SCHEDULE_LEAD)

@@ -3,6 +3,7 @@
 //! "Exit codes"). Shared by the `replay` and `mirror` commands, so neither imports the other.
 
 use std::io::Write;
+use std::net::SocketAddr;
 
 use serde_json::json;
 
@@ -42,7 +43,7 @@ pub(crate) fn print_report(
 /// The warning for requests not sent because the shadow is a production server.
 pub(crate) fn warn_production_target(
     stats: &Stats,
-    settings: &ReplaySettings,
+    shadow: SocketAddr,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
     if let Some(n) = stats
@@ -52,7 +53,7 @@ pub(crate) fn warn_production_target(
         writeln!(
             err,
             "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
-            settings.shadow
+            shadow
         )?;
     }
     Ok(())
