@@ -1,16 +1,20 @@
 //! Validated, typed settings built from the command line: the limits of every stage and what
-//! each command needs, so the library can be driven in-process without clap.
+//! each command needs, so the library can be driven in-process without clap. Parsing and
+//! checking only, no I/O: the shadow's name is resolved and its TLS files read by
+//! [`crate::replay::target::resolve`], which the commands call before the run.
 
 use std::path::PathBuf;
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 
-use crate::cli::{InspectArgs, InspectFormat, ReplayArgs, ReportFormat, ShadowArgs};
+use crate::capture::live::{port_filter, LiveConfig};
+use crate::cli::{InspectArgs, InspectFormat, LiveArgs, ReplayArgs, ReportFormat, ShadowArgs};
 use crate::replay::request::{HostHeader, Rewrites};
 use crate::replay::select::Selection;
+use crate::replay::target::ShadowSpec;
+use crate::replay::tls::TlsSpec;
 
 /// The limits of every stage; defaults are RELIABILITY.md section 4.
 #[derive(Clone, Debug, Default)]
@@ -71,13 +75,10 @@ pub enum Speed {
 #[derive(Clone, Debug)]
 pub struct ReplaySettings {
     pub files: Vec<PathBuf>,
-    /// The shadow's address and the authority written as Host by default.
-    pub shadow: SocketAddr,
+    /// `--shadow`, parsed; resolved before the run by [`crate::replay::target::resolve`].
+    pub shadow: ShadowSpec,
+    /// The authority written as Host by default.
     pub shadow_authority: String,
-    /// The shadow as the production-target rule sees it: every address its host resolved to.
-    pub shadow_target: crate::replay::target::Target,
-    /// TLS for an `https://` shadow.
-    pub tls: Option<crate::replay::tls::Tls>,
     pub selection: Selection,
     pub rewrites: Rewrites,
     pub speed: Speed,
@@ -113,6 +114,20 @@ impl std::fmt::Debug for Bundled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Bundled({} bytes)", self.0.len())
     }
+}
+
+/// What a live capture opens (`capture`, `mirror`): `--duration` and `--buffer-size` parsed,
+/// the BPF expression from `--bpf` or `--port`.
+pub fn live_config(args: &LiveArgs) -> anyhow::Result<LiveConfig> {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let buffer = parse_size(&args.buffer_size)?;
+    Ok(LiveConfig {
+        interface: args.interface.clone(),
+        filter: args.bpf.clone().unwrap_or_else(|| port_filter(&args.ports)),
+        duration,
+        buffer,
+        promisc: args.promisc,
+    })
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`.
@@ -187,14 +202,6 @@ impl ReplaySettings {
         } else {
             format!("{authority}:{}", if https { 443 } else { 80 })
         };
-        let resolved: Vec<SocketAddr> = with_port
-            .to_socket_addrs()
-            .with_context(|| format!("--shadow {:?}: cannot resolve {with_port}", args.shadow))?
-            .collect();
-        let shadow = *resolved
-            .first()
-            .ok_or_else(|| anyhow!("--shadow {:?}: no address for {with_port}", args.shadow))?;
-        let shadow_target = crate::replay::target::Target::new("shadow", &args.shadow, &resolved);
         let regex =
             |flag: &str, re: Option<String>| -> anyhow::Result<Option<regex::bytes::Regex>> {
                 re.map(|r| regex::bytes::Regex::new(&r).with_context(|| format!("{flag} {r:?}")))
@@ -240,22 +247,20 @@ impl ReplaySettings {
         }
         Ok(ReplaySettings {
             files,
-            shadow,
-            tls: if https {
-                let host = authority
-                    .rsplit_once(':')
-                    .filter(|(_, p)| p.parse::<u16>().is_ok())
-                    .map_or(authority.as_str(), |(h, _)| h);
-                Some(crate::replay::tls::config(
-                    host,
-                    args.shadow_ca.as_deref(),
-                    args.insecure,
-                )?)
-            } else {
-                None
+            shadow: ShadowSpec {
+                tls: https.then(|| TlsSpec {
+                    host: authority
+                        .rsplit_once(':')
+                        .filter(|(_, p)| p.parse::<u16>().is_ok())
+                        .map_or(authority.as_str(), |(h, _)| h)
+                        .to_string(),
+                    ca: args.shadow_ca,
+                    insecure: args.insecure,
+                }),
+                url: args.shadow,
+                host_port: with_port,
             },
             shadow_authority: authority,
-            shadow_target,
             selection,
             rewrites: Rewrites {
                 host,

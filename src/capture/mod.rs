@@ -1,4 +1,4 @@
-//! Where frames come from: capture files (classic pcap and pcapng) and, later, live libpcap.
+//! Where frames come from: capture files (classic pcap and pcapng), and live libpcap (`live`).
 //!
 //! Owns: the file formats, per-interface link types and timestamp resolutions, merging several
 //! files into one timestamp-ordered stream, and the `pcap.*` / `pcapng.*` counters.
@@ -13,6 +13,7 @@ mod counters;
 mod endian;
 mod error;
 pub mod filter;
+pub mod live;
 mod merge;
 mod pcap;
 mod pcapng;

@@ -14,20 +14,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::capture::{CaptureReader, LinkType, MergedReader, PcapWriter};
+use crate::capture::live::{Live, Next, IDLE_WAIT};
+use crate::capture::{CaptureReader, MergedReader, PcapWriter};
 use crate::cli::CaptureArgs;
-use crate::commands::live::{drop_privileges, Live, Next, IDLE_WAIT};
 use crate::commands::Status;
 use crate::http1::Tracker;
-use crate::output::{OutputError, Stream, Summary};
+use crate::output::{OutputError, Summary};
 use crate::pipeline::{self, Chain, Filter};
-use crate::settings::{parse_size, Limits};
-
-/// A pcap output file (`capture -w`, `mirror --save-pcap`): a new 0600 file, never through a
-/// link; an existing path is refused unless `force` (RELIABILITY.md S08).
-pub fn create(path: &Path, link: LinkType, force: bool) -> Result<PcapWriter<Stream>, OutputError> {
-    PcapWriter::create(path, link, force)
-}
+use crate::privileges::drop_privileges;
+use crate::settings::{live_config, parse_size, Limits};
 
 /// Packets written and not written over every file of a capture, and the first error.
 #[derive(Default)]
@@ -55,7 +50,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             return Ok(Status::BadInput);
         }
     };
-    let mut live = match Live::open(&args.live, None) {
+    let mut live = match live_config(&args.live).and_then(|c| Live::open(&c, None)) {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -69,7 +64,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         .and_then(|_| first_rotated(&args.write));
     let created = match earlier {
         Some(p) => Err(OutputError::Exists { path: p }),
-        None => create(&path, live.link, args.force),
+        None => PcapWriter::create(&path, live.link, args.force),
     };
     let mut writer = match created {
         Ok(w) => w,
@@ -124,7 +119,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                     break;
                 }
                 path = rotated(&args.write, files);
-                writer = match create(&path, link, args.force) {
+                writer = match PcapWriter::create(&path, link, args.force) {
                     Ok(w) => w,
                     Err(e) => {
                         done.error = Some(e.to_string());

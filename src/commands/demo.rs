@@ -19,6 +19,7 @@ use crate::cli::ReportFormat;
 use crate::commands::{replay, Status};
 use crate::replay::request::{HostHeader, Rewrites};
 use crate::replay::select::Selection;
+use crate::replay::target::{Shadow, ShadowSpec, Target};
 use crate::settings::{Bundled, Limits, ReplaySettings, Speed};
 
 /// The bundled capture: 800 requests from 4 keep-alive clients to a small JSON API.
@@ -145,14 +146,12 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         // Read from memory: the demo writes no file (a predictable name in a shared
         // temporary directory is one another user can prepare).
         files: vec!["demo.pcap".into()],
-        shadow,
+        shadow: ShadowSpec {
+            url: format!("http://{shadow}"),
+            host_port: shadow.to_string(),
+            tls: None,
+        },
         shadow_authority: shadow.to_string(),
-        shadow_target: crate::replay::target::Target::new(
-            "shadow",
-            &format!("http://{shadow}"),
-            &[shadow],
-        ),
-        tls: None,
         selection: Selection {
             sample_percent: 100.0,
             ..Selection::default()
@@ -179,7 +178,13 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         limits: Limits::default(),
         filter: crate::pipeline::FilterSpec::default(),
     };
-    replay::run(&settings, out, err)
+    // The embedded server's own address: nothing to look up.
+    let resolved = Shadow {
+        addr: shadow,
+        target: Target::new("shadow", &settings.shadow.url, &[shadow]),
+        tls: None,
+    };
+    replay::run(&settings, &resolved, out, err)
 }
 
 /// Requests each embedded client sends in `demo --live`.

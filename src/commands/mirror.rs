@@ -19,24 +19,23 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::capture::filter::BpfFilter;
+use crate::capture::live::{port_filter, Live, Next, IDLE_WAIT};
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs};
-use crate::commands::capture::create;
-use crate::commands::live::{drop_privileges, port_filter, Live, Next, IDLE_WAIT};
 use crate::commands::outputs::Outputs;
-use crate::commands::replay::{ProductionTarget, Watch};
-use crate::commands::Status;
+use crate::commands::{verdict, Status};
 use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::output::{OutputError, Stream};
 use crate::pipeline::Chain;
+use crate::privileges::drop_privileges;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::stats::{Side, Stats};
-use crate::replay::target::{probe_frame, Guard, LocalAddrs};
+use crate::replay::target::{probe_frame, resolve, Guard, LocalAddrs, ProductionTarget, Watch};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
-use crate::settings::{parse_duration, ReplaySettings};
+use crate::settings::{live_config, parse_duration, ReplaySettings};
 
 /// How often queued requests are handed over when traffic is steady (they also go whenever
 /// the capture is idle).
@@ -111,7 +110,19 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
-    let mut target = ProductionTarget::new(&settings, LocalAddrs::of_this_machine());
+    // The shadow's name is looked up and its TLS files read now, before the capture opens.
+    let shadow = match resolve(&settings.shadow) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e:#}")?;
+            return Ok(Status::BadInput);
+        }
+    };
+    let mut target = ProductionTarget::new(
+        shadow.target.clone(),
+        LocalAddrs::of_this_machine(),
+        settings.allow_production_target,
+    );
     let local = local_target(&target.guard, &args.live);
     let own = match local {
         Some(why) if !target.guard.allowed() => {
@@ -130,9 +141,10 @@ pub fn run_with_banner(
             )?;
             None
         }
-        None => Some(target.guard.own_traffic_filter(settings.shadow)),
+        None => Some(target.guard.own_traffic_filter(shadow.addr)),
     };
-    let mut live = match Live::open(&args.live, own.as_deref()) {
+    let opened = live_config(&args.live).and_then(|c| Live::open(&c, own.as_deref()));
+    let mut live = match opened {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -175,8 +187,8 @@ pub fn run_with_banner(
         }
     }
     let engine = Engine::start(engine::Config {
-        shadow: settings.shadow,
-        tls: settings.tls.clone(),
+        shadow: shadow.addr,
+        tls: shadow.tls.clone(),
         concurrency: settings.concurrency,
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
@@ -238,7 +250,7 @@ pub fn run_with_banner(
                 counts.own_traffic.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if let Err(why) = target.select(&settings, &ex) {
+            if let Err(why) = target.select(&settings.selection, &ex) {
                 if why == Skip::ProductionTarget && !noted {
                     noted = true;
                     first_sight.set(target.guard.seen().map(|(_, server)| server));
@@ -278,7 +290,7 @@ pub fn run_with_banner(
                 writeln!(
                     err,
                     "shadowtap: warning: --shadow {} was seen as {server}, a server in the capture (production): nothing more is sent to it; --allow-production-target sends anyway",
-                    settings.shadow_target.url
+                    shadow.target.url
                 )?;
             }
             if now >= next_status {
@@ -348,7 +360,7 @@ pub fn run_with_banner(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    super::replay::warn_production_target(&stats, &settings, err)?;
+    verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
     let seconds = live.started.elapsed().as_secs_f64();
     let mut report = render::json(&stats);
@@ -371,8 +383,8 @@ pub fn run_with_banner(
     if !files.is_empty() {
         report["outputs"] = serde_json::Value::Object(files);
     }
-    let verdicts = super::replay::fail_if(&settings, &mut report);
-    let mut status = super::replay::outcome(&stats, &settings, &verdicts, err)?;
+    let verdicts = verdict::fail_if(&settings, &mut report);
+    let mut status = verdict::outcome(&stats, &settings, &verdicts, err)?;
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority
@@ -388,7 +400,7 @@ pub fn run_with_banner(
     lines.extend(log.iter().map(|l| l.text("log", "lines")));
     lines.extend(saved.iter().map(|s| s.text("save-pcap", "packets")));
     // The side outputs are written even when stdout is not (`| head`, a full disk).
-    let printed = super::replay::print_report(
+    let printed = verdict::print_report(
         settings.format,
         &report,
         &stats,
@@ -446,7 +458,7 @@ fn open_outputs(
     link: crate::capture::LinkType,
 ) -> Result<(Option<PcapWriter<Stream>>, Outputs), OutputError> {
     let save = match save_pcap {
-        Some(path) => Some(create(path, link, settings.force)?),
+        Some(path) => Some(PcapWriter::create(path, link, settings.force)?),
         None => None,
     };
     match Outputs::create(settings) {

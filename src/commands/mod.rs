@@ -1,14 +1,18 @@
 //! One file per subcommand: the only place that wires stages together, opens files and
-//! decides exit codes. Uses `anyhow` for errors with context.
+//! decides exit codes. Uses `anyhow` for errors with context. What several commands share
+//! is in modules that are not commands (`outputs`, `verdict`, and this file's `Status` and
+//! `Interrupts`): a command never imports another (docs/architecture.md "Layers and the
+//! import rule"; `demo`, which runs `replay` and `mirror` on its embedded capture, is the
+//! one exception).
 
 pub mod capture;
 pub mod demo;
 pub mod inspect;
-pub mod live;
 pub mod mirror;
 mod outputs;
 pub mod replay;
 pub mod report;
+mod verdict;
 
 use crate::cli::{Cli, Command};
 
@@ -179,8 +183,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                     return Ok(Status::BadInput);
                 }
             };
+            // The shadow's name is looked up and its TLS files read now, before the run.
+            let shadow = match crate::replay::target::resolve(&settings.shadow) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("shadowtap: error: {e:#}");
+                    return Ok(Status::BadInput);
+                }
+            };
             // stderr is not held locked: the progress line is drawn on it from another thread.
-            replay::run(&settings, &mut stdout.lock(), &mut std::io::stderr())
+            replay::run(
+                &settings,
+                &shadow,
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )
         }
         Command::Mirror(args) => mirror::run(*args, &mut stdout.lock(), &mut std::io::stderr()),
         Command::Capture(args) => capture::run(&args, &mut stdout.lock(), &mut std::io::stderr()),

@@ -13,7 +13,6 @@ use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,20 +20,17 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::capture::{CaptureReader, MergedReader, Timestamp};
-use crate::cli::{Progress, ReportFormat};
+use crate::cli::Progress;
 use crate::commands::outputs::Outputs;
-use crate::commands::{Signal, Status};
+use crate::commands::{verdict, Signal, Status};
 use crate::http1::{Exchange, Tracker};
-use crate::pipeline::{self, Chain, Filter, Front, Notes};
-use crate::reassembly::{Reassembler, StreamSink};
+use crate::pipeline::{self, Chain, Filter, Notes};
 use crate::replay::engine::{self, Engine, Job};
-use crate::replay::gate;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
-use crate::replay::target::{Discard, Guard, LocalAddrs, Opens};
+use crate::replay::target::{Discard, Guard, LocalAddrs, ProductionTarget, Shadow, Watch};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
-use crate::wire::Segment;
 
 /// Batches waiting for each replay shard (16 x 64 = 1,024 exchanges).
 const QUEUE: usize = 16;
@@ -174,34 +170,11 @@ struct Fed {
     notes: Notes,
 }
 
-/// The production-target watch in front of the tracker: [`Opens`] sees each connection as
-/// it opens (shared with `mirror`).
-pub(crate) struct Watch<'a> {
-    pub(crate) guard: &'a Guard,
-    pub(crate) seen: &'a Cell<Option<SocketAddr>>,
-}
-
-impl Front for Watch<'_> {
-    #[inline]
-    fn push<K: StreamSink>(
-        &mut self,
-        reassembler: &mut Reassembler,
-        segment: &Segment<'_>,
-        sink: &mut K,
-    ) {
-        let mut watched = Opens {
-            sink,
-            guard: self.guard,
-            seen: self.seen,
-        };
-        reassembler.push(segment, &mut watched);
-    }
-}
-
 /// Reads every file, puts exchanges back in request order, selects them, and queues each
 /// with its intended send time. Runs on its own thread; blocks while the engine is full.
 fn feed(
     settings: &ReplaySettings,
+    shadow: &Shadow,
     mut filter: Filter,
     engine: &mut Engine,
     read: &AtomicU64,
@@ -215,7 +188,7 @@ fn feed(
         }
     }
     let mut frames = MergedReader::new(readers);
-    let mut scheduler = Scheduler::new(settings);
+    let mut scheduler = Scheduler::new(settings, shadow);
     let (guard, opened) = scheduler.target.watch();
     let stopping = engine.shutdown();
     let tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
@@ -290,45 +263,6 @@ fn open_capture(
     }
 }
 
-/// The production-target rule on the exchanges of a run (shared with `mirror`): the
-/// server of every exchange is checked, and once one is a target nothing more is sent
-/// (unless `--allow-production-target`).
-pub(crate) struct ProductionTarget {
-    pub(crate) guard: Guard,
-    /// A target seen as the server of a connection as it opened (by [`Opens`]), not yet
-    /// taken into `guard`.
-    pub(crate) opened: Rc<Cell<Option<SocketAddr>>>,
-}
-
-impl ProductionTarget {
-    pub(crate) fn new(settings: &ReplaySettings, local: LocalAddrs) -> ProductionTarget {
-        ProductionTarget {
-            guard: Guard::new(
-                vec![settings.shadow_target.clone()],
-                local,
-                settings.allow_production_target,
-            ),
-            opened: Rc::default(),
-        }
-    }
-
-    /// The selection verdict on `ex`: `--allow-method`, paths, sampling and the rest
-    /// first, then the production-target check (which sees every exchange's server, and
-    /// every connection opened before it).
-    pub(crate) fn select(&mut self, settings: &ReplaySettings, ex: &Exchange) -> Result<(), Skip> {
-        if let Some(server) = self.opened.take() {
-            let _ = self.guard.check(server);
-        }
-        let target = self.guard.check(ex.server);
-        settings.selection.check(ex).and(target)
-    }
-
-    /// What [`Opens`] needs to watch the connections of the run for this rule.
-    pub(crate) fn watch(&self) -> (Guard, Rc<Cell<Option<SocketAddr>>>) {
-        (self.guard.clone(), self.opened.clone())
-    }
-}
-
 /// The pass over the capture files made before anything is sent: the first file, and the
 /// server in it, that is a target. Standard input cannot be read twice: its traffic is
 /// checked as it is replayed (stop at first sight). Files that cannot be read are left to
@@ -379,11 +313,15 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(settings: &'a ReplaySettings) -> Self {
+    fn new(settings: &'a ReplaySettings, shadow: &Shadow) -> Self {
         Scheduler {
             settings,
             window: Reorder::default(),
-            target: ProductionTarget::new(settings, LocalAddrs::of_this_machine()),
+            target: ProductionTarget::new(
+                shadow.target.clone(),
+                LocalAddrs::of_this_machine(),
+                settings.allow_production_target,
+            ),
             first_ts: None,
             spacing: settings.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             next_slot: Duration::ZERO,
@@ -393,7 +331,7 @@ impl<'a> Scheduler<'a> {
 
     fn offer(&mut self, ex: Box<Exchange>, engine: &mut Engine) {
         let settings = self.settings;
-        if let Err(why) = self.target.select(settings, &ex) {
+        if let Err(why) = self.target.select(&settings.selection, &ex) {
             self.skipped.skip(why);
             return;
         }
@@ -448,9 +386,11 @@ fn unpaced(settings: &ReplaySettings) -> bool {
     settings.speed == Speed::Max && settings.rate.is_none()
 }
 
-/// Runs `replay`: the report goes to `out`, errors to `err`.
+/// Runs `replay` to `shadow` (resolved from `settings.shadow`): the report goes to `out`,
+/// errors to `err`.
 pub fn run(
     settings: &ReplaySettings,
+    shadow: &Shadow,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
@@ -462,7 +402,7 @@ pub fn run(
             return Ok(Status::BadInput);
         }
     };
-    if let Some(refusal) = refuse_production_target(settings) {
+    if let Some(refusal) = refuse_production_target(settings, shadow) {
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
     }
@@ -477,8 +417,8 @@ pub fn run(
     };
     let log = outputs.log.clone();
     let mut engine = Engine::start(engine::Config {
-        shadow: settings.shadow,
-        tls: settings.tls.clone(),
+        shadow: shadow.addr,
+        tls: shadow.tls.clone(),
         concurrency: settings.concurrency,
         timeout: settings.timeout,
         rewrites: settings.rewrites.clone(),
@@ -517,7 +457,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("shadowtap-read".into())
             .spawn_scoped(scope, || {
-                let fed = feed(settings, filter, &mut engine, &read);
+                let fed = feed(settings, shadow, filter, &mut engine, &read);
                 let finished = engine.finish();
                 drop(done_tx);
                 (fed, finished)
@@ -542,7 +482,7 @@ pub fn run(
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
-    warn_production_target(&stats, settings, err)?;
+    verdict::warn_production_target(&stats, shadow.addr, err)?;
     let mut report = render::json(&stats);
     if let Some(signal) = interrupted {
         report["interrupted"] = json!(signal.name());
@@ -551,8 +491,8 @@ pub fn run(
     if let Some(log) = &log {
         report["outputs"] = json!({"log": log.json("lines")});
     }
-    let verdicts = fail_if(settings, &mut report);
-    let mut status = outcome(&stats, settings, &verdicts, err)?;
+    let verdicts = verdict::fail_if(settings, &mut report);
+    let mut status = verdict::outcome(&stats, settings, &verdicts, err)?;
     if !errors.is_empty() {
         status = Status::worst(status, Status::BadInput);
     }
@@ -561,7 +501,7 @@ pub fn run(
     }
     // The side outputs are written even when stdout is not (`| head`, a full disk).
     let lines: Vec<String> = log.iter().map(|l| l.text("log", "lines")).collect();
-    let printed = print_report(
+    let printed = verdict::print_report(
         settings.format,
         &report,
         &stats,
@@ -577,33 +517,6 @@ pub fn run(
         status = Status::worst(status, Status::Failure);
     }
     Ok(status)
-}
-
-/// The report on stdout, as `--format` asks: JSON, HTML, or the text report with `lines`
-/// (what the run's outputs and capture say) and the `--fail-if` verdicts under it. Shared
-/// with `mirror`.
-pub(crate) fn print_report(
-    format: ReportFormat,
-    report: &serde_json::Value,
-    stats: &Stats,
-    title: &str,
-    lines: &[String],
-    verdicts: &[gate::Verdict],
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    match format {
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
-        ReportFormat::Html => write!(out, "{}", crate::report::html::page(stats, title))?,
-        ReportFormat::Text => {
-            write!(out, "{}", render::text(stats, title))?;
-            for line in lines {
-                writeln!(out, "{line}")?;
-            }
-            print_verdicts(verdicts, out)?;
-        }
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// The title line of the report: the inputs, the shadow, the pacing, and an interruption.
@@ -627,153 +540,21 @@ fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
 
 /// Why the replay must not start: a target is a server in the capture files (decided before
 /// anything is sent, DESIGN.md "Safety").
-fn refuse_production_target(settings: &ReplaySettings) -> Option<String> {
+fn refuse_production_target(settings: &ReplaySettings, shadow: &Shadow) -> Option<String> {
     if settings.allow_production_target {
         return None;
     }
     let guard = Guard::new(
-        vec![settings.shadow_target.clone()],
+        vec![shadow.target.clone()],
         LocalAddrs::of_this_machine(),
         false,
     );
     let (path, server) = production_in_files(settings, &guard)?;
     Some(format!(
         "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
-        settings.shadow_target.url,
+        shadow.target.url,
         path.display()
     ))
-}
-
-/// The warning for requests not sent because the shadow is a production server (shared
-/// with `mirror`).
-pub(crate) fn warn_production_target(
-    stats: &Stats,
-    settings: &ReplaySettings,
-    err: &mut dyn Write,
-) -> std::io::Result<()> {
-    if let Some(n) = stats
-        .skipped
-        .get(&("filtered".to_string(), "production_target".to_string()))
-    {
-        writeln!(
-            err,
-            "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
-            settings.shadow
-        )?;
-    }
-    Ok(())
-}
-
-/// Evaluates `--fail-if` on the JSON report and adds the verdicts to it as `fail_if`.
-pub(crate) fn fail_if(
-    settings: &ReplaySettings,
-    report: &mut serde_json::Value,
-) -> Vec<gate::Verdict> {
-    let verdicts = gate::evaluate(&settings.fail_if, report);
-    if !verdicts.is_empty() {
-        report["fail_if"] = json!(verdicts
-            .iter()
-            .map(|v| {
-                let mut j = json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed});
-                if let Some(why) = &v.not_evaluated {
-                    j["not_evaluated"] = json!(why);
-                }
-                j
-            })
-            .collect::<Vec<_>>());
-    }
-    verdicts
-}
-
-/// The `--fail-if` lines under a text report.
-pub(crate) fn print_verdicts(
-    verdicts: &[gate::Verdict],
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    for v in verdicts {
-        if let Some(why) = &v.not_evaluated {
-            writeln!(out, "fail-if {}: NOT EVALUATED ({why})", v.condition)?;
-            continue;
-        }
-        let mark = if v.crossed { "CROSSED" } else { "ok" };
-        writeln!(
-            out,
-            "fail-if {}: {} ({} vs {})",
-            v.condition, mark, v.left, v.right
-        )?;
-    }
-    Ok(())
-}
-
-/// Below this share of the selected requests replayed (replayed / (replayed + dropped)), a
-/// run is not representative of the traffic (DESIGN.md "Exit codes": exit 4).
-pub(crate) const REPRESENTATIVE: f64 = 0.95;
-
-/// The exit status a replay or mirror run earned from its results (DESIGN.md "Exit codes";
-/// the caller adds unreadable inputs and signals), saying on `err` why when it is not 0 or 3.
-/// 1: every replayed request failed in transport (the shadow unreachable; requests cut by
-/// the drain deadline do not count either way). 4: a `--fail-if` condition could not be
-/// evaluated, nothing was replayed under `--fail-if`, or too much was dropped. 3: a condition
-/// crossed.
-pub(crate) fn outcome(
-    stats: &Stats,
-    settings: &ReplaySettings,
-    verdicts: &[gate::Verdict],
-    err: &mut dyn Write,
-) -> std::io::Result<Status> {
-    let mut status = Status::Success;
-    let errors = &stats.shadow.errors;
-    let cut = errors.get("shutdown").copied().unwrap_or(0);
-    let failed: u64 = errors.values().sum::<u64>() - cut;
-    if stats.replayed > cut && failed == stats.replayed - cut {
-        writeln!(
-            err,
-            "shadowtap: error: every request sent to the shadow failed ({failed}: {}); is {} reachable?",
-            errors
-                .iter()
-                .filter(|(k, n)| **n > 0 && *k != "shutdown")
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            settings.shadow_authority
-        )?;
-        status = Status::worst(status, Status::Failure);
-    }
-    let dropped = stats.dropped_total();
-    let selected = stats.replayed + dropped;
-    if selected > 0 && (stats.replayed as f64) < REPRESENTATIVE * selected as f64 {
-        writeln!(
-            err,
-            "shadowtap: warning: not representative: {} of {selected} selected requests replayed, {dropped} dropped (below {:.0}%)",
-            stats.replayed,
-            100.0 * REPRESENTATIVE
-        )?;
-        status = Status::worst(status, Status::Inconclusive);
-    }
-    if stats.replayed == 0 {
-        if settings.fail_if.is_empty() {
-            writeln!(err, "shadowtap: warning: nothing was replayed")?;
-        } else {
-            writeln!(
-                err,
-                "shadowtap: warning: nothing was replayed, so --fail-if cannot pass"
-            )?;
-            status = Status::worst(status, Status::Inconclusive);
-        }
-    }
-    for v in verdicts {
-        if let Some(why) = &v.not_evaluated {
-            writeln!(
-                err,
-                "shadowtap: warning: --fail-if {} not evaluated: {why}",
-                v.condition
-            )?;
-            status = Status::worst(status, Status::Inconclusive);
-        } else if v.crossed {
-            status = Status::worst(status, Status::Threshold);
-        }
-    }
-    Ok(status)
 }
 
 #[cfg(test)]
@@ -801,10 +582,15 @@ mod tests {
         parse(flags).unwrap()
     }
 
+    /// The shadow of `settings` (an address, so nothing is looked up).
+    fn shadow(settings: &ReplaySettings) -> Shadow {
+        crate::replay::target::resolve(&settings.shadow).unwrap()
+    }
+
     /// Send times (ms) of requests captured at these times (ms).
     fn send_times(flags: &[&str], captured_ms: &[i64]) -> Vec<Option<u128>> {
         let settings = settings(flags);
-        let mut scheduler = Scheduler::new(&settings);
+        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
         captured_ms
             .iter()
             .map(|&ms| {
@@ -819,7 +605,7 @@ mod tests {
         // A paced schedule starts SCHEDULE_LEAD after the first request was read (the
         // helper takes it off the others).
         let settings = settings(&[]);
-        let mut scheduler = Scheduler::new(&settings);
+        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
         assert_eq!(
             scheduler.send_time(Timestamp::from_nanos(7)),
             Some(SCHEDULE_LEAD)

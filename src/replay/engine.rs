@@ -32,13 +32,13 @@ use tokio::time::Instant;
 use crate::http1::Exchange;
 use crate::output::Stream;
 use crate::reassembly::FlowId;
+use crate::redact::redact_target;
 use crate::replay::client::{Answer, Client, Failure, Slot};
 use crate::replay::request::{self, Rewrites};
 use crate::replay::select::path_of;
 use crate::replay::stats::{route_into, Stats};
 use crate::replay::timer::PreciseTimer;
 use crate::replay::tls::Tls;
-use crate::report::redact::redact_target;
 
 /// One request for the shadow: the captured exchange, and when to send it as an offset from
 /// the first job's arrival (None: as soon as a worker is free).

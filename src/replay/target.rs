@@ -12,10 +12,17 @@
 //! when there is one).
 
 use std::cell::Cell;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 
-use crate::reassembly::{EventKind, StreamEvent, StreamSink};
-use crate::replay::select::Skip;
+use anyhow::{anyhow, Context as _};
+
+use crate::http1::Exchange;
+use crate::pipeline::Front;
+use crate::reassembly::{EventKind, Reassembler, StreamEvent, StreamSink};
+use crate::replay::select::{Selection, Skip};
+use crate::replay::tls::{self, Tls, TlsSpec};
+use crate::wire::Segment;
 
 /// An address as the rule compares it: v4-mapped IPv6 as IPv4, no flow info or scope.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
@@ -313,6 +320,111 @@ pub fn probe_frame(to: SocketAddr, reply: bool) -> Vec<u8> {
     }
     frame.extend_from_slice(&tcp);
     frame
+}
+
+/// `--shadow` as the command line gives it, parsed and checked but not resolved: settings
+/// do no I/O, [`resolve`] does it before the run.
+#[derive(Clone, Debug)]
+pub struct ShadowSpec {
+    /// The URL as typed, for messages and the production-target rule.
+    pub url: String,
+    /// `host:port` to resolve (the scheme's port when none was given).
+    pub host_port: String,
+    /// TLS for an `https://` shadow.
+    pub tls: Option<TlsSpec>,
+}
+
+/// The shadow a run sends to: every address its host resolved to, and its TLS setup.
+#[derive(Clone, Debug)]
+pub struct Shadow {
+    /// The address requests go to: the first one the host resolved to.
+    pub addr: SocketAddr,
+    /// The shadow as the production-target rule sees it.
+    pub target: Target,
+    pub tls: Option<Tls>,
+}
+
+/// Resolves the shadow's host name and loads its TLS configuration (CA files, the system's
+/// certificates). Errors are one line, ready for the user.
+pub fn resolve(spec: &ShadowSpec) -> anyhow::Result<Shadow> {
+    let resolved: Vec<SocketAddr> = spec
+        .host_port
+        .to_socket_addrs()
+        .with_context(|| format!("--shadow {:?}: cannot resolve {}", spec.url, spec.host_port))?
+        .collect();
+    let addr = *resolved
+        .first()
+        .ok_or_else(|| anyhow!("--shadow {:?}: no address for {}", spec.url, spec.host_port))?;
+    let tls = spec
+        .tls
+        .as_ref()
+        .map(|t| tls::config(&t.host, t.ca.as_deref(), t.insecure))
+        .transpose()?;
+    Ok(Shadow {
+        addr,
+        target: Target::new("shadow", &spec.url, &resolved),
+        tls,
+    })
+}
+
+/// The production-target rule on the exchanges of a run (`replay` and `mirror`): the
+/// server of every exchange is checked, and once one is a target nothing more is sent
+/// (unless `--allow-production-target`).
+pub struct ProductionTarget {
+    pub guard: Guard,
+    /// A target seen as the server of a connection as it opened (by [`Opens`]), not yet
+    /// taken into `guard`.
+    pub opened: Rc<Cell<Option<SocketAddr>>>,
+}
+
+impl ProductionTarget {
+    /// The rule for a run sending to `shadow`; `allow` is `--allow-production-target`.
+    pub fn new(shadow: Target, local: LocalAddrs, allow: bool) -> ProductionTarget {
+        ProductionTarget {
+            guard: Guard::new(vec![shadow], local, allow),
+            opened: Rc::default(),
+        }
+    }
+
+    /// The selection verdict on `ex`: `--allow-method`, paths, sampling and the rest
+    /// (`selection`) first, then the production-target check (which sees every exchange's
+    /// server, and every connection opened before it).
+    pub fn select(&mut self, selection: &Selection, ex: &Exchange) -> Result<(), Skip> {
+        if let Some(server) = self.opened.take() {
+            let _ = self.guard.check(server);
+        }
+        let target = self.guard.check(ex.server);
+        selection.check(ex).and(target)
+    }
+
+    /// What [`Opens`] needs to watch the connections of the run for this rule.
+    pub fn watch(&self) -> (Guard, Rc<Cell<Option<SocketAddr>>>) {
+        (self.guard.clone(), self.opened.clone())
+    }
+}
+
+/// The production-target watch in front of the tracker (a pipeline [`Front`]): [`Opens`]
+/// sees each connection as it opens.
+pub struct Watch<'a> {
+    pub guard: &'a Guard,
+    pub seen: &'a Cell<Option<SocketAddr>>,
+}
+
+impl Front for Watch<'_> {
+    #[inline]
+    fn push<K: StreamSink>(
+        &mut self,
+        reassembler: &mut Reassembler,
+        segment: &Segment<'_>,
+        sink: &mut K,
+    ) {
+        let mut watched = Opens {
+            sink,
+            guard: self.guard,
+            seen: self.seen,
+        };
+        reassembler.push(segment, &mut watched);
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! TLS to `https://` shadows: rustls (ring provider), verified against the system roots plus
 //! `--shadow-ca`, or not verified at all with `--insecure`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
@@ -66,6 +66,18 @@ impl ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// TLS for an `https://` shadow as the command line gives it (`--shadow-ca`, `--insecure`),
+/// not yet loaded: [`config`] reads the files.
+#[derive(Clone, Debug)]
+pub struct TlsSpec {
+    /// The server name to verify: the shadow URL's host.
+    pub host: String,
+    /// `--shadow-ca`: a PEM file of extra roots.
+    pub ca: Option<PathBuf>,
+    /// `--insecure`: the certificate is not verified.
+    pub insecure: bool,
 }
 
 /// Builds the client configuration for `host`.

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use crate::capture::Timestamp;
 use crate::http1::Exchange;
-use crate::report::redact;
+use crate::redact;
 
 /// Bytes as text: valid UTF-8 kept, every other byte written as the four characters `\xNN`
 /// (DESIGN.md), so a target is shown exactly as sent.

@@ -1,0 +1,172 @@
+//! How a replay or mirror run ends, the same for both: the report on stdout, the
+//! `--fail-if` verdicts, the warnings, and the exit status the results earned (DESIGN.md
+//! "Exit codes"). Shared by the `replay` and `mirror` commands, so neither imports the other.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use crate::cli::ReportFormat;
+use crate::commands::Status;
+use crate::replay::gate;
+use crate::replay::stats::Stats;
+use crate::report::replay as render;
+use crate::settings::ReplaySettings;
+
+/// The report on stdout, as `--format` asks: JSON, HTML, or the text report with `lines`
+/// (what the run's outputs and capture say) and the `--fail-if` verdicts under it.
+pub(crate) fn print_report(
+    format: ReportFormat,
+    report: &serde_json::Value,
+    stats: &Stats,
+    title: &str,
+    lines: &[String],
+    verdicts: &[gate::Verdict],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        ReportFormat::Html => write!(out, "{}", crate::report::html::page(stats, title))?,
+        ReportFormat::Text => {
+            write!(out, "{}", render::text(stats, title))?;
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            print_verdicts(verdicts, out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The warning for requests not sent because the shadow is a production server.
+pub(crate) fn warn_production_target(
+    stats: &Stats,
+    shadow: SocketAddr,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    if let Some(n) = stats
+        .skipped
+        .get(&("filtered".to_string(), "production_target".to_string()))
+    {
+        writeln!(
+            err,
+            "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
+            shadow
+        )?;
+    }
+    Ok(())
+}
+
+/// Evaluates `--fail-if` on the JSON report and adds the verdicts to it as `fail_if`.
+pub(crate) fn fail_if(
+    settings: &ReplaySettings,
+    report: &mut serde_json::Value,
+) -> Vec<gate::Verdict> {
+    let verdicts = gate::evaluate(&settings.fail_if, report);
+    if !verdicts.is_empty() {
+        report["fail_if"] = json!(verdicts
+            .iter()
+            .map(|v| {
+                let mut j = json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed});
+                if let Some(why) = &v.not_evaluated {
+                    j["not_evaluated"] = json!(why);
+                }
+                j
+            })
+            .collect::<Vec<_>>());
+    }
+    verdicts
+}
+
+/// The `--fail-if` lines under a text report.
+pub(crate) fn print_verdicts(
+    verdicts: &[gate::Verdict],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for v in verdicts {
+        if let Some(why) = &v.not_evaluated {
+            writeln!(out, "fail-if {}: NOT EVALUATED ({why})", v.condition)?;
+            continue;
+        }
+        let mark = if v.crossed { "CROSSED" } else { "ok" };
+        writeln!(
+            out,
+            "fail-if {}: {} ({} vs {})",
+            v.condition, mark, v.left, v.right
+        )?;
+    }
+    Ok(())
+}
+
+/// Below this share of the selected requests replayed (replayed / (replayed + dropped)), a
+/// run is not representative of the traffic (DESIGN.md "Exit codes": exit 4).
+pub(crate) const REPRESENTATIVE: f64 = 0.95;
+
+/// The exit status a replay or mirror run earned from its results (DESIGN.md "Exit codes";
+/// the caller adds unreadable inputs and signals), saying on `err` why when it is not 0 or 3.
+/// 1: every replayed request failed in transport (the shadow unreachable; requests cut by
+/// the drain deadline do not count either way). 4: a `--fail-if` condition could not be
+/// evaluated, nothing was replayed under `--fail-if`, or too much was dropped. 3: a condition
+/// crossed.
+pub(crate) fn outcome(
+    stats: &Stats,
+    settings: &ReplaySettings,
+    verdicts: &[gate::Verdict],
+    err: &mut dyn Write,
+) -> std::io::Result<Status> {
+    let mut status = Status::Success;
+    let errors = &stats.shadow.errors;
+    let cut = errors.get("shutdown").copied().unwrap_or(0);
+    let failed: u64 = errors.values().sum::<u64>() - cut;
+    if stats.replayed > cut && failed == stats.replayed - cut {
+        writeln!(
+            err,
+            "shadowtap: error: every request sent to the shadow failed ({failed}: {}); is {} reachable?",
+            errors
+                .iter()
+                .filter(|(k, n)| **n > 0 && *k != "shutdown")
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            settings.shadow_authority
+        )?;
+        status = Status::worst(status, Status::Failure);
+    }
+    let dropped = stats.dropped_total();
+    let selected = stats.replayed + dropped;
+    if selected > 0 && (stats.replayed as f64) < REPRESENTATIVE * selected as f64 {
+        writeln!(
+            err,
+            "shadowtap: warning: not representative: {} of {selected} selected requests replayed, {dropped} dropped (below {:.0}%)",
+            stats.replayed,
+            100.0 * REPRESENTATIVE
+        )?;
+        status = Status::worst(status, Status::Inconclusive);
+    }
+    if stats.replayed == 0 {
+        if settings.fail_if.is_empty() {
+            writeln!(err, "shadowtap: warning: nothing was replayed")?;
+        } else {
+            writeln!(
+                err,
+                "shadowtap: warning: nothing was replayed, so --fail-if cannot pass"
+            )?;
+            status = Status::worst(status, Status::Inconclusive);
+        }
+    }
+    for v in verdicts {
+        if let Some(why) = &v.not_evaluated {
+            writeln!(
+                err,
+                "shadowtap: warning: --fail-if {} not evaluated: {why}",
+                v.condition
+            )?;
+            status = Status::worst(status, Status::Inconclusive);
+        } else if v.crossed {
+            status = Status::worst(status, Status::Threshold);
+        }
+    }
+    Ok(status)
+}
