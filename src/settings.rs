@@ -63,14 +63,8 @@ impl InspectSettings {
     }
 }
 
-/// How fast requests are sent.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Speed {
-    /// The recorded inter-arrival times divided by this factor.
-    Factor(f64),
-    /// As fast as the concurrency cap allows.
-    Max,
-}
+/// How fast requests are sent (`--speed`); the replay's schedule keeps it.
+pub use crate::replay::schedule::Speed;
 
 #[derive(Clone, Debug)]
 pub struct ReplaySettings {

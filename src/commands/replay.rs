@@ -8,8 +8,6 @@
 //! cannot hide latency (no coordinated omission).
 
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,13 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::json;
 
-use crate::capture::{CaptureReader, MergedReader, Timestamp};
+use crate::capture::{CaptureReader, MergedReader};
 use crate::cli::Progress;
 use crate::commands::outputs::Outputs;
 use crate::commands::{verdict, Signal, Status};
-use crate::http1::{Exchange, Tracker};
+use crate::http1::Tracker;
 use crate::pipeline::{self, Chain, Filter, Notes};
-use crate::replay::engine::{self, Engine, Job};
+use crate::replay::engine::{self, Engine};
+use crate::replay::schedule::Scheduler;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::replay::target::{Discard, Guard, LocalAddrs, ProductionTarget, Shadow, Watch};
@@ -92,76 +91,6 @@ fn progress(
     }
 }
 
-/// Capture time an exchange may be held to put requests back in the order they were sent
-/// (exchanges complete in response order; a request whose response was slow comes late).
-const REORDER_NS: i64 = 2_000_000_000;
-/// Exchanges held for reordering at most.
-const REORDER_MAX: usize = 10_000;
-/// Bytes of exchanges (request bodies above all, up to 1 MiB each) held for reordering at
-/// most: 10,000 exchanges could otherwise hold gigabytes.
-const REORDER_BYTES: usize = 64 << 20;
-
-/// Exchanges in the order of their requests' first bytes, within a bounded window.
-#[derive(Default)]
-struct Reorder {
-    heap: BinaryHeap<Reverse<Held>>,
-    newest: Option<Timestamp>,
-    seq: u64,
-    /// What the held exchanges take ([`Exchange::heap_bytes`]).
-    bytes: usize,
-}
-
-/// An exchange held: its request's first byte, its arrival number (ties keep arrival order)
-/// and its [`Exchange::heap_bytes`], measured once.
-struct Held(Timestamp, u64, Box<Exchange>, usize);
-
-impl PartialEq for Held {
-    fn eq(&self, o: &Self) -> bool {
-        (self.0, self.1) == (o.0, o.1)
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.0, self.1).cmp(&(o.0, o.1))
-    }
-}
-
-impl Reorder {
-    fn push(&mut self, ex: Box<Exchange>) {
-        let ts = ex.request.first_ts;
-        self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
-        self.seq += 1;
-        let bytes = ex.heap_bytes();
-        self.bytes += bytes;
-        self.heap.push(Reverse(Held(ts, self.seq, ex, bytes)));
-    }
-
-    /// The oldest exchange, once nothing older can still arrive.
-    fn pop_ready(&mut self) -> Option<Box<Exchange>> {
-        let Reverse(Held(ts, ..)) = self.heap.peek()?;
-        let newest = self.newest?;
-        if self.heap.len() > REORDER_MAX
-            || self.bytes > REORDER_BYTES
-            || newest.nanos().saturating_sub(ts.nanos()) > REORDER_NS
-        {
-            return self.pop_any();
-        }
-        None
-    }
-
-    fn pop_any(&mut self) -> Option<Box<Exchange>> {
-        let Reverse(Held(_, _, ex, bytes)) = self.heap.pop()?;
-        self.bytes -= bytes;
-        Some(ex)
-    }
-}
-
 /// What the reader thread gives back: the skipped requests' counts, the one-line errors
 /// of files that could not be opened, and what the capture side had to say.
 struct Fed {
@@ -188,21 +117,16 @@ fn feed(
         }
     }
     let mut frames = MergedReader::new(readers);
-    let mut scheduler = Scheduler::new(settings, shadow);
-    let (guard, opened) = scheduler.target.watch();
+    let target = ProductionTarget::new(
+        shadow.target.clone(),
+        LocalAddrs::of_this_machine(),
+        settings.allow_production_target,
+    );
+    let mut scheduler = Scheduler::new(&settings.selection, settings.speed, settings.rate, target);
+    let (guard, opened) = scheduler.watch();
     let stopping = engine.shutdown();
     let tracker = Tracker::new(settings.limits.http1.clone(), |ex| {
-        let ex = Box::new(ex);
-        if scheduler.settings.speed == Speed::Max {
-            // No schedule to keep: requests go as their exchanges complete (a connection's
-            // still in order), without holding them for the reorder window.
-            scheduler.offer(ex, engine);
-            return;
-        }
-        scheduler.window.push(ex);
-        while let Some(ex) = scheduler.window.pop_ready() {
-            scheduler.offer(ex, engine);
-        }
+        scheduler.take(Box::new(ex), engine)
     });
     let limits = &settings.limits;
     let watch = Watch {
@@ -236,13 +160,10 @@ fn feed(
     let lost = chain.sink().counters().lost();
     drop(chain);
     for (why, n) in lost {
-        scheduler.skipped.skip_many(Skip::from(why), n);
-    }
-    while let Some(ex) = scheduler.window.pop_any() {
-        scheduler.offer(ex, engine);
+        scheduler.lost(Skip::from(why), n);
     }
     Fed {
-        skipped: scheduler.skipped,
+        skipped: scheduler.finish(engine),
         open_errors,
         notes,
     }
@@ -293,80 +214,6 @@ fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(Path
         }
     }
     None
-}
-
-/// A paced schedule starts this long after its first request is read: the replay threads,
-/// idle until then, take a while to wake (on a virtual machine up to a few milliseconds), and
-/// the first requests would be that late.
-const SCHEDULE_LEAD: Duration = Duration::from_millis(5);
-
-/// Selection and pacing: which exchanges go, and when.
-struct Scheduler<'a> {
-    settings: &'a ReplaySettings,
-    window: Reorder,
-    target: ProductionTarget,
-    first_ts: Option<Timestamp>,
-    /// With `--rate`: the time between two sends, and the earliest the next may leave.
-    spacing: Option<Duration>,
-    next_slot: Duration,
-    skipped: Stats,
-}
-
-impl<'a> Scheduler<'a> {
-    fn new(settings: &'a ReplaySettings, shadow: &Shadow) -> Self {
-        Scheduler {
-            settings,
-            window: Reorder::default(),
-            target: ProductionTarget::new(
-                shadow.target.clone(),
-                LocalAddrs::of_this_machine(),
-                settings.allow_production_target,
-            ),
-            first_ts: None,
-            spacing: settings.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
-            next_slot: Duration::ZERO,
-            skipped: Stats::default(),
-        }
-    }
-
-    fn offer(&mut self, ex: Box<Exchange>, engine: &mut Engine) {
-        let settings = self.settings;
-        if let Err(why) = self.target.select(&settings.selection, &ex) {
-            self.skipped.skip(why);
-            return;
-        }
-        if engine.stopping() {
-            self.skipped.dropped("shutdown");
-            return;
-        }
-        engine.push(Job {
-            at: self.send_time(ex.request.first_ts),
-            ex,
-        });
-    }
-
-    /// When a request captured at `ts` is to leave, as an offset from when the first one was
-    /// read: [`SCHEDULE_LEAD`], plus its captured offset divided by the speed, then held back
-    /// as needed to keep under `--rate` (requests evenly spaced, no bursts). None: at once.
-    fn send_time(&mut self, ts: Timestamp) -> Option<Duration> {
-        let t0 = *self.first_ts.get_or_insert(ts);
-        let at = match self.settings.speed {
-            Speed::Max => None,
-            Speed::Factor(f) => {
-                let offset_us = ts.micros_since(t0).max(0) as f64 / f;
-                Some(Duration::from_micros(offset_us as u64))
-            }
-        };
-        let at = match self.spacing {
-            None => at,
-            Some(spacing) => {
-                let at = at.unwrap_or(Duration::ZERO).max(self.next_slot);
-                self.next_slot = at.saturating_add(spacing);
-                Some(at)
-            }
-        };
-        at.map(|at| at + SCHEDULE_LEAD)
-    }
 }
 
 /// The pacing, as the report's title line gives it: `speed 1x`, `speed max, at most 500/s`.
@@ -582,93 +429,12 @@ mod tests {
         parse(flags).unwrap()
     }
 
-    /// The shadow of `settings` (an address, so nothing is looked up).
-    fn shadow(settings: &ReplaySettings) -> Shadow {
-        crate::replay::target::resolve(&settings.shadow).unwrap()
-    }
-
-    /// Send times (ms) of requests captured at these times (ms).
-    fn send_times(flags: &[&str], captured_ms: &[i64]) -> Vec<Option<u128>> {
-        let settings = settings(flags);
-        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
-        captured_ms
-            .iter()
-            .map(|&ms| {
-                let at = scheduler.send_time(Timestamp::from_nanos(1_000_000_000 + ms * 1_000_000));
-                at.map(|d| (d - SCHEDULE_LEAD).as_millis())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn send_times_follow_the_capture_divided_by_the_speed() {
-        // A paced schedule starts SCHEDULE_LEAD after the first request was read (the
-        // helper takes it off the others).
-        let settings = settings(&[]);
-        let mut scheduler = Scheduler::new(&settings, &shadow(&settings));
-        assert_eq!(
-            scheduler.send_time(Timestamp::from_nanos(7)),
-            Some(SCHEDULE_LEAD)
-        );
-        let captured = [0, 10, 10, 40, 1000];
-        let at = |ms: &[u128]| ms.iter().map(|&m| Some(m)).collect::<Vec<_>>();
-        assert_eq!(send_times(&[], &captured), at(&[0, 10, 10, 40, 1000]));
-        assert_eq!(
-            send_times(&["--speed", "10"], &captured),
-            at(&[0, 1, 1, 4, 100])
-        );
-        assert_eq!(send_times(&["--speed", "max"], &captured), [None; 5]);
-    }
-
-    #[test]
-    fn the_rate_cap_spaces_requests_evenly_and_never_sends_early() {
-        let captured = [0, 10, 10, 40, 1000];
-        let at = |ms: &[u128]| ms.iter().map(|&m| Some(m)).collect::<Vec<_>>();
-        // 50 per second: one every 20 ms. A request due later than its turn keeps its time.
-        assert_eq!(
-            send_times(&["--rate", "50"], &captured),
-            at(&[0, 20, 40, 60, 1000])
-        );
-        // Unpaced, the cap alone sets the schedule.
-        assert_eq!(
-            send_times(&["--speed", "max", "--rate", "50"], &captured),
-            at(&[0, 20, 40, 60, 80])
-        );
-        assert_eq!(
-            send_times(&["--speed", "max", "--rate", "0.5"], &[0, 0, 0]),
-            at(&[0, 2000, 4000])
-        );
-    }
-
     #[test]
     fn a_rate_that_is_not_a_positive_number_is_refused() {
         for bad in ["0", "-5", "inf", "NaN"] {
             let e = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
             assert!(e.contains("--rate"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn the_reorder_window_is_bounded_in_bytes_too() {
-        let mut window = Reorder::default();
-        let mut released = 0;
-        // Requests with 1 MiB bodies, all at the same capture time: the time window never
-        // passes, the count bound is far, the byte bound decides.
-        for _ in 0..100 {
-            let ex = crate::replay::test_exchange("POST", "/upload", &[], &vec![b'x'; 1 << 20]);
-            window.push(Box::new(ex));
-            while window.pop_ready().is_some() {
-                released += 1;
-            }
-            assert!(
-                window.bytes <= REORDER_BYTES + (1 << 20) + 4096,
-                "{}",
-                window.bytes
-            );
-        }
-        assert!(released >= 100 - REORDER_BYTES / (1 << 20), "{released}");
-        while window.pop_any().is_some() {}
-        assert_eq!(window.bytes, 0, "every byte counted in is counted out");
     }
 
     #[test]

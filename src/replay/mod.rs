@@ -9,6 +9,7 @@ pub mod client;
 pub mod engine;
 pub mod gate;
 pub mod request;
+pub mod schedule;
 pub mod select;
 pub mod stats;
 pub mod target;
