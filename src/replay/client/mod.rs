@@ -1,0 +1,234 @@
+//! A small HTTP/1.1 client over tokio `TcpStream` (and rustls for `https://`): writes a prepared request byte for byte,
+//! reads the response with the project's own framing, and times both from a monotonic clock.
+//!
+//! Why not reqwest: its URL type normalises targets (dot segments, escapes, no `*`), its
+//! header map regroups duplicates, and it cannot tell when the last request byte was written,
+//! which is where the shadow's time to first byte starts (DESIGN.md).
+//!
+//! Here: the client of one shadow, its connections and their slots. One exchange over a
+//! connection is `exchange`, the failure kinds `failure`, the circuit breaker `breaker`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant as TokioInstant, Sleep};
+
+use crate::replay::tls::Tls;
+
+mod breaker;
+mod exchange;
+mod failure;
+
+use breaker::Breaker;
+pub use breaker::{BREAKER_OPEN, BREAKER_TRIP};
+use exchange::READ_CHUNK;
+pub(crate) use exchange::{read_body, read_head};
+pub use exchange::{Answer, MAX_DRAIN};
+pub use failure::Failure;
+
+/// A connection to the shadow: plain TCP or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection and its read buffer, kept together so a reused connection reuses the buffer.
+struct Conn {
+    io: Box<dyn Io>,
+    buf: Vec<u8>,
+}
+
+/// What every client of one shadow shares: its circuit breaker and the first TLS error.
+#[derive(Default)]
+struct Health {
+    breaker: Mutex<Breaker>,
+    /// Whether the breaker has counted a failure since its last success (so may refuse):
+    /// while it has not, a request and its success need no lock. Every replay thread takes
+    /// this path per request, and a shared lock would bounce between cores.
+    failing: AtomicBool,
+    /// The first TLS handshake error, for a one-line warning at the end.
+    tls_error: Mutex<Option<String>>,
+}
+
+/// One keep-alive connection's place: empty until the first exchange or after the
+/// connection could not be kept. It also keeps the timer that enforces the whole-exchange
+/// timeout, from one exchange to the next.
+#[derive(Default)]
+pub struct Slot {
+    conn: Option<Conn>,
+    alarm: Option<Pin<Box<Sleep>>>,
+}
+
+impl Slot {
+    /// Runs `fut` to its end, or to `deadline` (then None).
+    ///
+    /// One timer per slot, not one per exchange: it is moved only when it goes off before
+    /// the deadline at hand (it was set for an earlier exchange), so an exchange that ends
+    /// in time costs no timer work at all, where `tokio::time::timeout` adds and removes a
+    /// timer every time.
+    async fn within<F: Future>(
+        &mut self,
+        deadline: TokioInstant,
+        mut fut: Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let alarm = self
+            .alarm
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if alarm.deadline() > deadline {
+            alarm.as_mut().reset(deadline);
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            while alarm.as_mut().poll(cx).is_ready() {
+                if TokioInstant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                alarm.as_mut().reset(deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// How to reach one shadow. Cheap to clone; clones share the circuit breaker (failures
+/// anywhere count towards opening it) and the TLS error. Connections live in [`Slot`]s
+/// owned by the callers, one per request in flight.
+#[derive(Clone)]
+pub struct Client {
+    health: Arc<Health>,
+    addr: SocketAddr,
+    tls: Option<Tls>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, tls: Option<Tls>) -> Client {
+        Client {
+            health: Arc::default(),
+            addr,
+            tls,
+        }
+    }
+
+    /// The first TLS handshake error, if any.
+    pub fn tls_error(&self) -> Option<String> {
+        self.health.tls_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    async fn connect(&self) -> Result<Conn, Failure> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let conn = |io: Box<dyn Io>| Conn {
+            io,
+            buf: Vec::with_capacity(READ_CHUNK),
+        };
+        let Some(tls) = &self.tls else {
+            return Ok(conn(Box::new(tcp)));
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        match connector.connect(tls.name.clone(), tcp).await {
+            Ok(stream) => Ok(conn(Box::new(stream))),
+            Err(e) => {
+                if let Ok(mut first) = self.health.tls_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+                Err(Failure::Connect)
+            }
+        }
+    }
+
+    /// Sends `request` on the slot's connection (opening one if needed) and reads the
+    /// answer, within `timeout` for the whole exchange. `head` says the request is HEAD (its
+    /// response has no body).
+    pub async fn exchange(
+        &self,
+        slot: &mut Slot,
+        request: &[u8],
+        head: bool,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let health = &*self.health;
+        if health.failing.load(Ordering::Relaxed)
+            && !health
+                .breaker
+                .lock()
+                .map_or(true, |mut b| b.allow(Instant::now))
+        {
+            return Err(Failure::CircuitOpen);
+        }
+        let result = self.attempt(slot, request, head, timeout).await;
+        // Only failures that say the shadow is unreachable or stuck trip the breaker.
+        let healthy = !matches!(result, Err(Failure::Connect | Failure::Timeout));
+        if !healthy || health.failing.load(Ordering::Relaxed) {
+            if let Ok(mut b) = health.breaker.lock() {
+                b.record(healthy, Instant::now);
+                health.failing.store(!b.is_closed(), Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn attempt(
+        &self,
+        slot: &mut Slot,
+        request: &[u8],
+        head: bool,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let deadline = TokioInstant::now() + timeout;
+        // A kept-alive connection the shadow closed while idle fails at once: retry once on a
+        // fresh connection, as any keep-alive client does; the time keeps running.
+        let reused = slot.conn.take();
+        let was_reused = reused.is_some();
+        let first = std::pin::pin!(self.once(reused, request, head));
+        let first = slot.within(deadline, first).await;
+        let result = match first {
+            None => return Err(Failure::Timeout),
+            Some(Err((Failure::Reset, false))) if was_reused => {
+                // Boxed: the rare retry should not double the size of every exchange.
+                let mut retry = Box::pin(self.once(None, request, head));
+                match slot.within(deadline, retry.as_mut()).await {
+                    None => return Err(Failure::Timeout),
+                    Some(r) => r,
+                }
+            }
+            Some(r) => r,
+        };
+        match result {
+            Ok((answer, conn)) => {
+                slot.conn = conn;
+                Ok(answer)
+            }
+            Err((f, _)) => Err(f),
+        }
+    }
+
+    /// One attempt. The error says whether any response byte was read.
+    #[allow(clippy::type_complexity, reason = "a private helper's pair of results")]
+    async fn once(
+        &self,
+        conn: Option<Conn>,
+        request: &[u8],
+        head: bool,
+    ) -> Result<(Answer, Option<Conn>), (Failure, bool)> {
+        let conn = match conn {
+            Some(c) => c,
+            // Boxed: connecting (TLS above all) needs a large future, and every exchange
+            // would carry (and move) its space while only a new connection uses it.
+            None => Box::pin(self.connect()).await.map_err(|f| (f, false))?,
+        };
+        exchange::over(conn, request, head).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
