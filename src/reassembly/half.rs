@@ -1,38 +1,12 @@
 //! One direction of a connection: where its stream starts in sequence space, what has been
 //! delivered, and the out-of-order bytes held above holes.
 
-use std::collections::BTreeMap;
-
+use super::chunks::{visit, Chunk, Chunks};
 use super::limits::{Limits, ReassemblyCounters};
 use super::recent::{differing, Recent};
 use super::{CloseReason, Direction, EventKind, FlowId, StreamEvent, StreamSink};
 use crate::capture::Timestamp;
 use crate::wire::SeqNumber;
-
-/// Bytes charged per buffered chunk on top of its data, so a flood of 1-byte segments cannot
-/// hold more memory than the caps say.
-const CHUNK_OVERHEAD: usize = 64;
-
-thread_local! {
-    /// Chunks looked at (found, walked or removed) on this thread since it started: what the
-    /// cost tests and the fuzzing pipeline compare with the segments fed, so that a return of
-    /// a walk over every held chunk per insert (T20) fails a check instead of only slowing
-    /// down. Const-initialised and without a destructor, so an access is a plain increment of
-    /// a thread-local word: no lazy set-up, no lock, no atomic.
-    pub(super) static VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Counts `n` chunks looked at.
-#[inline]
-fn visit(n: u64) {
-    VISITS.with(|v| v.set(v.get().wrapping_add(n)));
-}
-
-/// Chunks looked at on this thread so far (never reset: take the difference around the work
-/// to measure).
-pub fn chunks_visited() -> u64 {
-    VISITS.with(std::cell::Cell::get)
-}
 
 /// Where events go: the sink and what every event of this call shares.
 pub(super) struct Out<'s, S> {
@@ -59,23 +33,6 @@ pub(super) struct Shared<'a> {
     pub mem: &'a mut usize,
 }
 
-/// Out-of-order bytes: captured data followed by `missing` uncaptured bytes (snap length).
-struct Chunk {
-    data: Vec<u8>,
-    missing: u64,
-    ack: Option<u64>,
-}
-
-impl Chunk {
-    fn len(&self) -> u64 {
-        self.data.len() as u64 + self.missing
-    }
-
-    fn cost(&self) -> usize {
-        self.data.len() + CHUNK_OVERHEAD
-    }
-}
-
 /// Why a hole is being skipped as a gap.
 #[derive(Clone, Copy)]
 pub(super) enum GapCause {
@@ -92,14 +49,8 @@ pub(super) struct Half {
     base: Option<SeqNumber>,
     /// The next offset to deliver: everything below it has been delivered or declared a gap.
     pub next: u64,
-    /// Disjoint: every byte held is in at most one chunk.
-    chunks: BTreeMap<u64, Chunk>,
-    /// Chunks, the first apart, that do not start where the chunk before them ends: with the
-    /// hole in front of the first chunk, the holes, kept as chunks come and go so counting
-    /// them is not a walk over every chunk (T20).
-    splits: usize,
-    /// Bytes charged for `chunks`.
-    held: usize,
+    /// The out-of-order bytes held above holes.
+    chunks: Chunks,
     /// The bytes delivered last, to compare retransmissions with (T04); charged to `mem`.
     recent: Recent,
     /// Offset of the FIN, once seen.
@@ -120,9 +71,7 @@ impl Half {
             dir,
             base: None,
             next: 0,
-            chunks: BTreeMap::new(),
-            splits: 0,
-            held: 0,
+            chunks: Chunks::default(),
             recent: Recent::default(),
             fin: None,
             ended: false,
@@ -152,11 +101,9 @@ impl Half {
 
     /// Releases every buffer (the direction ended or the flow is closing).
     pub fn release(&mut self, sh: &mut Shared<'_>) {
-        *sh.mem -= self.held + self.recent.charged();
+        *sh.mem -= self.chunks.held() + self.recent.charged();
         self.recent.release();
-        self.held = 0;
         self.chunks.clear();
-        self.splits = 0;
     }
 
     /// Handles a segment's payload (`data` then `missing` uncaptured bytes) starting at
@@ -209,10 +156,8 @@ impl Half {
                 // lost by the capture, not reordered (T07). Held chunks below it are delivered
                 // on the way, so none is left below the delivered point.
                 while off > self.next && !self.ended {
-                    match self.chunks.first_key_value() {
-                        Some((&first, _)) if first < off => {
-                            self.skip_hole(GapCause::Acked, sh, out)
-                        }
+                    match self.chunks.first() {
+                        Some(first) if first < off => self.skip_hole(GapCause::Acked, sh, out),
                         _ => self.gap(off - self.next, GapCause::Acked, sh, out),
                     }
                 }
@@ -251,11 +196,7 @@ impl Half {
             self.check_delivered(off, data, end, sh, out);
         }
         while self.next < end {
-            let held = self
-                .chunks
-                .first_key_value()
-                .map(|(&k, _)| k)
-                .filter(|&k| k < end);
+            let held = self.chunks.first().filter(|&k| k < end);
             self.emit_segment(off, data, held.unwrap_or(end), ack, sh, out);
             if held.is_some() {
                 self.take_held(Some((off, data)), sh, out);
@@ -348,7 +289,7 @@ impl Half {
 
     /// Delivers the buffered chunks that have become contiguous.
     fn drain<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
-        while let Some((&off, _)) = self.chunks.first_key_value() {
+        while let Some(off) = self.chunks.first() {
             if off > self.next {
                 break;
             }
@@ -365,7 +306,7 @@ impl Half {
         sh: &mut Shared<'_>,
         out: &mut Out<'_, S>,
     ) {
-        let Some((start, chunk)) = self.pop_first(sh) else {
+        let Some((start, chunk)) = self.chunks.pop_first(sh.mem) else {
             return;
         };
         if let Some(range) = over.and_then(|(off, data)| diff_at(start, &chunk.data, off, data)) {
@@ -378,45 +319,6 @@ impl Half {
             self.emit_data(data, chunk.ack, sh, out);
             self.snaplen_gap(end, sh, out);
         }
-    }
-
-    /// Removes the first chunk, keeping `splits` and the memory charged right.
-    fn pop_first(&mut self, sh: &mut Shared<'_>) -> Option<(u64, Chunk)> {
-        let (off, chunk) = self.chunks.pop_first()?;
-        visit(1);
-        if let Some((&second, _)) = self.chunks.first_key_value() {
-            visit(1);
-            // The second chunk becomes the first: it is no longer counted in `splits`.
-            self.splits -= usize::from(second > off + chunk.len());
-        }
-        self.held -= chunk.cost();
-        *sh.mem -= chunk.cost();
-        Some((off, chunk))
-    }
-
-    /// Adds a chunk over bytes no chunk holds yet, keeping `splits` right: it looks at the
-    /// chunks on either side only.
-    fn insert_chunk(&mut self, off: u64, chunk: Chunk, sh: &mut Shared<'_>) {
-        let end = off + chunk.len();
-        let before = self
-            .chunks
-            .range(..off)
-            .next_back()
-            .map(|(&s, c)| s + c.len());
-        let after = self.chunks.range(off..).next().map(|(&s, _)| s);
-        visit(2);
-        if let Some(prev_end) = before {
-            self.splits += usize::from(off > prev_end);
-            if let Some(next_start) = after {
-                self.splits -= usize::from(next_start > prev_end);
-            }
-        }
-        if let Some(next_start) = after {
-            self.splits += usize::from(next_start > end);
-        }
-        *sh.mem += chunk.cost();
-        self.held += chunk.cost();
-        self.chunks.insert(off, chunk);
     }
 
     /// Holds an out-of-order segment; the first copy of a byte wins (T04).
@@ -488,48 +390,20 @@ impl Half {
                 sh.counters.segment_memcap_drop += 1;
                 return;
             }
-            self.insert_chunk(s, chunk, sh);
+            self.chunks.insert(s, chunk, sh.mem);
         }
-    }
-
-    /// Holes below held bytes: the one in front of the first chunk, and the splits.
-    fn holes(&self) -> usize {
-        visit(1);
-        let first = match self.chunks.first_key_value() {
-            Some((&s, _)) => usize::from(s > self.next),
-            None => 0,
-        };
-        #[cfg(test)]
-        if self.chunks.len() <= 64 {
-            debug_assert_eq!(self.splits + first, self.holes_by_walk());
-        }
-        self.splits + first
-    }
-
-    /// The holes counted by walking every chunk: what `splits` must agree with.
-    #[cfg(test)]
-    fn holes_by_walk(&self) -> usize {
-        let mut holes = 0;
-        let mut pos = self.next;
-        for (&s, c) in &self.chunks {
-            if s > pos {
-                holes += 1;
-            }
-            pos = pos.max(s + c.len());
-        }
-        holes
     }
 
     /// Skips holes while a cap is exceeded (L01, T08, T20).
     fn enforce_limits<S: StreamSink>(&mut self, sh: &mut Shared<'_>, out: &mut Out<'_, S>) {
         loop {
-            let cause = if self.holes() > sh.limits.max_holes {
+            let cause = if self.chunks.holes(self.next) > sh.limits.max_holes {
                 sh.counters.too_many_holes += 1;
                 GapCause::TooManyHoles
-            } else if self.held > sh.limits.window {
+            } else if self.chunks.held() > sh.limits.window {
                 sh.counters.flow_cap_hits += 1;
                 GapCause::WindowCap
-            } else if !self.peer_acks && self.held > sh.limits.above_hole_without_acks {
+            } else if !self.peer_acks && self.chunks.held() > sh.limits.above_hole_without_acks {
                 GapCause::NoAck
             } else {
                 return;
@@ -545,7 +419,7 @@ impl Half {
         sh: &mut Shared<'_>,
         out: &mut Out<'_, S>,
     ) {
-        let Some((&first, _)) = self.chunks.first_key_value() else {
+        let Some(first) = self.chunks.first() else {
             return;
         };
         if first > self.next {
@@ -590,7 +464,7 @@ impl Half {
             None => ack as u64,
         };
         self.acked = self.acked.max(ack);
-        while let Some((&first, _)) = self.chunks.first_key_value() {
+        while let Some(first) = self.chunks.first() {
             if first > self.acked || self.ended {
                 break;
             }

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use crate::capture::Timestamp;
 
+mod chunks;
 mod half;
 mod limits;
 mod recent;
@@ -22,7 +23,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use half::chunks_visited;
+pub use chunks::chunks_visited;
 pub use limits::{Limits, ReassemblyCounters};
 pub use table::Reassembler;
 

@@ -612,7 +612,7 @@ proptest! {
 }
 
 fn visits() -> u64 {
-    half::VISITS.with(|v| v.get())
+    chunks::VISITS.with(|v| v.get())
 }
 
 /// The offsets 1..=n in an order that keeps every one of them out of order (byte 0 is held
