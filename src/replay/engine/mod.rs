@@ -18,8 +18,10 @@
 //! One file per job: this one starts the shards and ends the run; `dispatch` hands jobs to
 //! the shards in batches; `shard` is a shard's thread and the loop that gives its jobs to
 //! workers; `pacing` waits for send times; `worker` sends one connection's requests;
-//! `shutdown` stops a run; `log` writes the `--log` line.
+//! `shutdown` stops a run; `log` writes the `--log` line; `collector` keeps each shard's
+//! statistics on its thread and answers for snapshots.
 
+mod collector;
 mod dispatch;
 mod log;
 mod pacing;
@@ -31,7 +33,7 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,6 +47,7 @@ use crate::replay::request::Rewrites;
 use crate::replay::stats::Stats;
 use crate::replay::tls::Tls;
 
+pub use collector::Snapshots;
 pub use dispatch::{BATCH, BATCH_BYTES, WAITING_BYTES};
 pub use log::SharedLog;
 pub use shard::as_batch_work;
@@ -52,7 +55,7 @@ pub use shutdown::Shutdown;
 
 use dispatch::{Pending, Timed};
 use log::Log;
-use shard::{run_shard, Shard};
+use shard::Shard;
 use shutdown::Ended;
 
 /// One request for the shadow: the captured exchange, and when to send it as an offset from
@@ -138,8 +141,8 @@ pub struct Engine {
     pending: Vec<Arc<Pending>>,
     waiting: usize,
     threads: Vec<JoinHandle<()>>,
-    /// Each shard's statistics, as they grow.
-    stats: Vec<Arc<Mutex<Stats>>>,
+    /// Asks the shards for their statistics, as they grow.
+    stats: Snapshots,
     client: Client,
     log: Log,
     /// When offsets count from: the first job's arrival, so the time it took to read up to
@@ -168,10 +171,10 @@ impl Engine {
         let shutdown = Arc::new(Shutdown::new(shards));
         let mut queues = Vec::new();
         let mut threads = Vec::new();
-        let mut all_stats = Vec::new();
+        let (snapshots, answerers) = Snapshots::new(shards);
         let mut pending = Vec::new();
         let (ready, started) = std::sync::mpsc::channel();
-        for (i, figures) in figures.iter().enumerate() {
+        for ((i, figures), answerer) in figures.iter().enumerate().zip(answerers) {
             // The cap split as evenly as it goes: 64 over 3 shards is 22, 21, 21.
             let slots = concurrency / shards + usize::from(i < concurrency % shards);
             let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -193,8 +196,6 @@ impl Engine {
                 shutdown: shutdown.clone(),
                 index: i,
             };
-            let stats = Arc::new(Mutex::new(Stats::default()));
-            all_stats.push(stats.clone());
             let unpaced = config.unpaced;
             let ready = ready.clone();
             let ended = Ended(shutdown.clone());
@@ -207,7 +208,7 @@ impl Engine {
                     }
                     let _ = ready.send(());
                     drop(ready);
-                    runtime.block_on(run_shard(rx, shard, stats))
+                    shard::serve(runtime, rx, shard, answerer)
                 })
                 .context("starting a replay thread")?;
             queues.push(tx);
@@ -225,7 +226,7 @@ impl Engine {
             pending,
             waiting: config.waiting.max(1),
             threads,
-            stats: all_stats,
+            stats: snapshots,
             client,
             log,
             origin: None,
@@ -251,13 +252,8 @@ impl Engine {
         origin.elapsed()
     }
 
-    /// The statistics so far, merged over the shards.
-    pub fn snapshot(&self) -> Stats {
-        snapshot(&self.stats)
-    }
-
-    /// A handle that takes snapshots from another thread.
-    pub fn stats_handle(&self) -> Vec<Arc<Mutex<Stats>>> {
+    /// A handle that takes snapshots of the statistics from another thread.
+    pub fn stats_handle(&self) -> Snapshots {
         self.stats.clone()
     }
 
@@ -281,7 +277,7 @@ impl Engine {
                 .join()
                 .map_err(|_| anyhow::anyhow!("a replay thread stopped unexpectedly"))?;
         }
-        let mut stats = snapshot(&self.stats);
+        let mut stats = self.stats.last();
         for _ in 0..refused {
             stats.dropped("shutdown");
         }
@@ -291,15 +287,4 @@ impl Engine {
         }
         Ok((stats, self.client.tls_error()))
     }
-}
-
-/// The merge of every shard's statistics as they are now.
-pub fn snapshot(shards: &[Arc<Mutex<Stats>>]) -> Stats {
-    let mut all = Stats::default();
-    for shard in shards {
-        if let Ok(s) = shard.lock() {
-            all.merge(&s);
-        }
-    }
-    all
 }

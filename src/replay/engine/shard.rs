@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,9 +14,9 @@ use crate::http1::Exchange;
 use crate::reassembly::FlowId;
 use crate::replay::client::Client;
 use crate::replay::request::Rewrites;
-use crate::replay::stats::Stats;
 use crate::replay::timer::PreciseTimer;
 
+use super::collector::{Answerer, Collector};
 use super::dispatch::{Pending, Timed};
 use super::log::Log;
 use super::pacing::{spin_before, wait_until};
@@ -87,23 +87,37 @@ impl Worker {
     }
 }
 
+/// A shard's thread: runs the shard on `runtime` until its queue closes and its workers are
+/// done, with its statistics owned here and copies of them given to whoever asks.
+pub(super) fn serve(
+    runtime: tokio::runtime::Runtime,
+    rx: mpsc::Receiver<Vec<Timed>>,
+    shard: Shard,
+    answerer: Answerer,
+) {
+    let stats = Collector::default();
+    let last = answerer.last();
+    let tasks = tokio::task::LocalSet::new();
+    tasks.spawn_local(answerer.answer(stats.clone()));
+    runtime.block_on(tasks.run_until(run_shard(rx, shard, stats.clone())));
+    // Left before the answering task goes with the tasks: an asker finds one or the other.
+    let _ = last.set(stats.borrow().clone());
+    drop(tasks);
+}
+
 /// Sends the jobs of one queue, recording into `stats`.
 ///
 /// Each of `slots` workers owns one connection and sends one request at a time. A job goes
 /// to the worker already holding its captured connection's previous request when that one
 /// is not finished (so requests of a connection stay in order), else to the least loaded
 /// worker. No task, channel or lock per request beyond the worker's queue.
-pub(crate) async fn run_shard(
-    mut rx: mpsc::Receiver<Vec<Timed>>,
-    shard: Shard,
-    stats: Arc<Mutex<Stats>>,
-) {
+pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, stats: Collector) {
     let mut workers = Vec::new();
     let mut handles = JoinSet::new();
     for _ in 0..shard.slots.max(1) {
         let (tx, queue) = mpsc::channel(WORKER_QUEUE);
         let done = Arc::new(AtomicU64::new(0));
-        handles.spawn(work(
+        handles.spawn_local(work(
             queue,
             done.clone(),
             shard.client.clone(),
@@ -136,9 +150,7 @@ pub(crate) async fn run_shard(
     // Counts a job that will not be sent: the run is stopping.
     let drop_job = |bytes: usize| {
         shard.pending.sub(1, bytes);
-        if let Ok(mut s) = stats.lock() {
-            s.dropped("shutdown");
-        }
+        stats.borrow_mut().dropped("shutdown");
     };
     'jobs: while let Some(batch) = rx.recv().await {
         for job in batch {
@@ -193,9 +205,7 @@ pub(crate) async fn run_shard(
                         None => {
                             // Taken off the pending count above already.
                             workers[w].given -= 1;
-                            if let Ok(mut s) = stats.lock() {
-                                s.dropped("shutdown");
-                            }
+                            stats.borrow_mut().dropped("shutdown");
                         }
                     }
                 }

@@ -1,12 +1,16 @@
 //! Pacing under a paused clock: tokio's time only moves when every task waits, so send
 //! times and lateness come out exact and the tests take no real time.
 
+use super::collector::Collector;
 use super::pacing::{spin_before, SPIN};
+use super::shard::run_shard;
 use super::*;
 use crate::reassembly::FlowId;
 use crate::replay::request::HostHeader;
+use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::task::LocalSet;
 
 /// A shadow that answers every request after `delay` and records, per request, the
 /// paused clock's time (since `t0`) at which its head arrived and its target.
@@ -88,9 +92,11 @@ async fn run(
         .collect();
     tx.send(batch).await.unwrap();
     drop(tx);
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    run_shard(rx, shard, stats.clone()).await;
-    let stats = stats.lock().unwrap().clone();
+    let stats = Collector::default();
+    LocalSet::new()
+        .run_until(run_shard(rx, shard, stats.clone()))
+        .await;
+    let stats = stats.borrow().clone();
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
     (seen, stats)
@@ -281,19 +287,23 @@ async fn a_stop_drops_what_is_queued_and_a_cut_gives_up_what_is_in_flight() {
     let mut batch: Vec<Timed> = (0..10).map(|i| job(i, "/now", Some(t0))).collect();
     batch.extend((10..12).map(|i| job(i, "/later", Some(t0 + Duration::from_secs(3600)))));
     tx.send(batch).await.unwrap();
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    let run = tokio::spawn(run_shard(rx, shard, stats.clone()));
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(seen.lock().unwrap().len(), 2, "two requests in flight");
-    // Stop: nothing more is sent, what is in flight may still finish.
-    shutdown.stop(Duration::from_secs(60));
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(stats.lock().unwrap().replayed, 0, "still in flight");
-    // Cut: what is in flight is given up.
-    shutdown.cut();
-    drop(tx);
-    run.await.unwrap();
-    let s = stats.lock().unwrap();
+    let stats = Collector::default();
+    LocalSet::new()
+        .run_until(async {
+            let run = tokio::task::spawn_local(run_shard(rx, shard, stats.clone()));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(seen.lock().unwrap().len(), 2, "two requests in flight");
+            // Stop: nothing more is sent, what is in flight may still finish.
+            shutdown.stop(Duration::from_secs(60));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(stats.borrow().replayed, 0, "still in flight");
+            // Cut: what is in flight is given up.
+            shutdown.cut();
+            drop(tx);
+            run.await.unwrap();
+        })
+        .await;
+    let s = stats.borrow();
     assert_eq!(s.replayed, 2);
     assert_eq!(s.shadow.errors.get("shutdown"), Some(&2));
     let dropped = s.skipped[&("dropped".to_string(), "shutdown".to_string())];
@@ -337,4 +347,37 @@ async fn the_concurrency_cap_delays_requests_and_says_by_how_much() {
     assert_eq!(at, [(0, "/a"), (50, "/b"), (100, "/c")]);
     assert_eq!(lateness_ms(&stats, 100.0), 80, "/c left 80 ms late");
     assert_eq!(stats.shadow.requests, 3);
+}
+
+#[test]
+fn snapshots_are_answered_by_the_shards_while_they_run_and_after_they_end() {
+    let mut engine = Engine::start(config(2)).unwrap();
+    let snapshots = engine.stats_handle();
+    for flow in 0..20 {
+        let ex = crate::replay::test_exchange("GET", "/", &[], b"");
+        let mut ex = ex;
+        ex.flow = FlowId(flow);
+        engine.push(Job {
+            ex: Box::new(ex),
+            at: None,
+        });
+    }
+    engine.flush();
+    // Sent to a closed port: each fails at once; asked while the shards run.
+    let started = std::time::Instant::now();
+    let mut replayed = 0;
+    while replayed < 20 && started.elapsed() < Duration::from_secs(10) {
+        replayed = snapshots.take().replayed;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        replayed, 20,
+        "both shards answered with every request counted"
+    );
+    let (stats, _) = engine.finish().unwrap();
+    assert_eq!(stats.replayed, 20);
+    // Ended: the shards' last figures.
+    let after = snapshots.take();
+    assert_eq!(after.replayed, 20);
+    assert_eq!(after.seen, stats.seen);
 }

@@ -1,7 +1,7 @@
 //! One worker: one connection to the shadow, one request at a time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -10,8 +10,9 @@ use tokio::time::Instant;
 use crate::replay::client::{Client, Failure, Slot};
 use crate::replay::request::{self, Rewrites};
 use crate::replay::select::path_of;
-use crate::replay::stats::{route_into, Stats};
+use crate::replay::stats::route_into;
 
+use super::collector::Collector;
 use super::log::{log_line, Log};
 use super::shard::Work;
 use super::shutdown::Shutdown;
@@ -25,7 +26,7 @@ pub(super) async fn work(
     client: Client,
     rewrites: Arc<Rewrites>,
     timeout: Duration,
-    stats: Arc<Mutex<Stats>>,
+    stats: Collector,
     log: Log,
     progress: Arc<ShardProgress>,
     (shutdown, shard): (Arc<Shutdown>, usize),
@@ -35,9 +36,7 @@ pub(super) async fn work(
     let mut name = String::new();
     while let Some(Work { ex, intended }) = queue.recv().await {
         if shutdown.stopping() {
-            if let Ok(mut s) = stats.lock() {
-                s.dropped("shutdown");
-            }
+            stats.borrow_mut().dropped("shutdown");
             done.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -59,7 +58,8 @@ pub(super) async fn work(
             .map(|r| (r.status, ex.ttfb_us().unwrap_or(0), ex.total_us()));
         route_into(&mut name, &ex.request.method, path_of(&ex.request.target));
         log_line(&log, &ex, &name, &answer);
-        if let Ok(mut s) = stats.lock() {
+        {
+            let mut s = stats.borrow_mut();
             s.late(late);
             s.replayed(&name, production, answer, timeout);
         }
