@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -40,6 +40,77 @@ use crate::settings::{live_config, parse_duration, ReplaySettings};
 /// How often queued requests are handed over when traffic is steady (they also go whenever
 /// the capture is idle).
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
+
+/// What the capture thread counts itself, requests not replayed by reason: atomics, so that
+/// the status line and `/metrics` read them from their own threads, without a lock.
+#[derive(Default)]
+struct CaptureSkips {
+    /// By [`slot`].
+    skipped: [AtomicU64; SKIPS],
+    rate_limit: AtomicU64,
+    queue_full: AtomicU64,
+}
+
+/// Skip reasons.
+const SKIPS: usize = 15;
+
+/// Every skip reason, each at its [`slot`].
+const ALL_SKIPS: [Skip; SKIPS] = [
+    Skip::Gap,
+    Skip::Truncated,
+    Skip::Aborted,
+    Skip::CaptureEnded,
+    Skip::Method,
+    Skip::Path,
+    Skip::Sample,
+    Skip::Connect,
+    Skip::Upgrade,
+    Skip::AmbiguousFraming,
+    Skip::BodyTooLarge,
+    Skip::InvalidRequest,
+    Skip::Memcap,
+    Skip::OverlapConflict,
+    Skip::ProductionTarget,
+];
+
+/// Where a skip reason is counted in [`CaptureSkips::skipped`] (a new reason does not
+/// compile until it has one).
+fn slot(why: Skip) -> usize {
+    match why {
+        Skip::Gap => 0,
+        Skip::Truncated => 1,
+        Skip::Aborted => 2,
+        Skip::CaptureEnded => 3,
+        Skip::Method => 4,
+        Skip::Path => 5,
+        Skip::Sample => 6,
+        Skip::Connect => 7,
+        Skip::Upgrade => 8,
+        Skip::AmbiguousFraming => 9,
+        Skip::BodyTooLarge => 10,
+        Skip::InvalidRequest => 11,
+        Skip::Memcap => 12,
+        Skip::OverlapConflict => 13,
+        Skip::ProductionTarget => 14,
+    }
+}
+
+impl CaptureSkips {
+    fn skip_many(&self, why: Skip, n: u64) {
+        self.skipped[slot(why)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counts as statistics, to merge with the engine's.
+    fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for (&why, n) in ALL_SKIPS.iter().zip(&self.skipped) {
+            stats.skip_many(why, n.load(Ordering::Relaxed));
+        }
+        stats.dropped_many("rate_limit", self.rate_limit.load(Ordering::Relaxed));
+        stats.dropped_many("queue_full", self.queue_full.load(Ordering::Relaxed));
+        stats
+    }
+}
 
 /// Capture-side counters, shared with the metrics endpoint.
 #[derive(Default)]
@@ -208,18 +279,16 @@ pub fn run_with_banner(
         }
     })?;
     let counts = Arc::new(CaptureCounts::default());
-    // What the capture thread counts itself: requests not replayed, by reason.
-    let local = Arc::new(Mutex::new(Stats::default()));
+    let local = Arc::new(CaptureSkips::default());
     if let Some(listener) = metrics {
         let (shards, local, counts) = (engine.stats_handle(), local.clone(), counts.clone());
         metrics_server::spawn(listener, metrics_server::Limits::default(), move || {
-            let mut stats = engine::snapshot(&shards);
-            if let Ok(l) = local.lock() {
-                stats.merge(&l);
-            }
+            let mut stats = shards.take();
+            stats.merge(&local.stats());
             prometheus::exposition(&stats, &counts.prometheus())
         })?;
     }
+    let mut status = StatusLines::start(engine.stats_handle(), local.clone(), counts.clone())?;
     write!(out, "{banner}")?;
     out.flush()?;
     writeln!(
@@ -232,7 +301,6 @@ pub fn run_with_banner(
     let mut rate_limit = settings.rate.map(|r| RateLimit::new(r, Instant::now()));
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
-    let mut previous = Previous::at(Instant::now());
     // The tracker's callback and this loop both use the engine, never at the same time.
     let engine = RefCell::new(engine);
     // The server a target was first seen as: said at once, since nothing more is sent.
@@ -255,16 +323,12 @@ pub fn run_with_banner(
                     noted = true;
                     first_sight.set(target.guard.seen().map(|(_, server)| server));
                 }
-                if let Ok(mut l) = local.lock() {
-                    l.skip(why);
-                }
+                local.skip_many(why, 1);
                 return;
             }
             if let Some(limit) = &mut rate_limit {
                 if !limit.admit(Instant::now()) {
-                    if let Ok(mut l) = local.lock() {
-                        l.dropped("rate_limit");
-                    }
+                    local.rate_limit.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
             }
@@ -299,13 +363,9 @@ pub fn run_with_banner(
                 let (k, i) = live.drops();
                 counts.kernel_drops.store(k, Ordering::Relaxed);
                 counts.interface_drops.store(i, Ordering::Relaxed);
-                let mut stats = engine.borrow().snapshot();
-                if let Ok(l) = local.lock() {
-                    stats.merge(&l);
-                }
-                let line = status_line(&stats, &counts, &mut previous, now);
-                writeln!(err, "shadowtap: {line}")?;
+                status.ask(now);
             }
+            status.print(err)?;
             let frame = match live.next_packet()? {
                 Next::Stop => break,
                 Next::Idle => {
@@ -346,6 +406,7 @@ pub fn run_with_banner(
         chain.finish();
         hand_over(chain.sink().counters(), &mut handed, &local, &counts);
     }
+    status.end(err)?;
     let saved = save.as_mut().map(|w| w.stream_mut().finish());
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
@@ -354,9 +415,7 @@ pub fn run_with_banner(
     // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
     shutdown.drain(settings.drain_timeout);
     let (mut stats, tls_error) = engine.into_inner().finish()?;
-    if let Ok(l) = local.lock() {
-        stats.merge(&l);
-    }
+    stats.merge(&local.stats());
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
@@ -427,7 +486,7 @@ pub fn run_with_banner(
 fn hand_over(
     tracker: &HttpCounters,
     handed: &mut [u64; 6],
-    local: &Mutex<Stats>,
+    local: &CaptureSkips,
     counts: &CaptureCounts,
 ) {
     counts.http_memuse.store(tracker.memuse, Ordering::Relaxed);
@@ -442,11 +501,9 @@ fn hand_over(
     {
         return;
     }
-    if let Ok(mut l) = local.lock() {
-        for ((why, n), done) in lost.into_iter().zip(handed.iter_mut()) {
-            l.skip_many(Skip::from(why), n - *done);
-            *done = n;
-        }
+    for ((why, n), done) in lost.into_iter().zip(handed.iter_mut()) {
+        local.skip_many(Skip::from(why), n - *done);
+        *done = n;
     }
 }
 
@@ -473,11 +530,72 @@ fn open_outputs(
 }
 
 /// Counts `n` requests dropped because the engine's queue was full.
-fn drop_count(local: &Mutex<Stats>, n: usize) {
-    if let Ok(mut l) = local.lock() {
-        for _ in 0..n {
-            l.dropped("queue_full");
+fn drop_count(local: &CaptureSkips, n: usize) {
+    local.queue_full.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// The status line's own thread: asked at each `--interval`, it takes a snapshot of the
+/// statistics (the shards answer) and writes the line, which the capture thread prints when
+/// it next comes round, so that no snapshot is ever taken or merged on the capture thread.
+struct StatusLines {
+    asks: Option<mpsc::Sender<Instant>>,
+    lines: mpsc::Receiver<String>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StatusLines {
+    fn start(
+        shards: engine::Snapshots,
+        local: Arc<CaptureSkips>,
+        counts: Arc<CaptureCounts>,
+    ) -> anyhow::Result<StatusLines> {
+        let (asks, asked) = mpsc::channel::<Instant>();
+        let (written, lines) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("shadowtap-status".into())
+            .spawn(move || {
+                let mut previous = Previous::at(Instant::now());
+                for now in asked {
+                    let mut stats = shards.take();
+                    stats.merge(&local.stats());
+                    if written
+                        .send(status_line(&stats, &counts, &mut previous, now))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .context("starting the status thread")?;
+        Ok(StatusLines {
+            asks: Some(asks),
+            lines,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a line with the rates up to `now`.
+    fn ask(&self, now: Instant) {
+        if let Some(asks) = &self.asks {
+            let _ = asks.send(now);
         }
+    }
+
+    /// Prints the lines written so far, without waiting.
+    fn print(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        while let Ok(line) = self.lines.try_recv() {
+            writeln!(err, "shadowtap: {line}")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the lines asked for, prints them, and ends the thread.
+    fn end(&mut self, err: &mut dyn Write) -> std::io::Result<()> {
+        self.asks = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.print(err)
     }
 }
 
@@ -542,4 +660,37 @@ fn status_line(
         dropped,
         counts.kernel_drops.load(Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_skip_reason_has_its_own_slot() {
+        for (i, &why) in ALL_SKIPS.iter().enumerate() {
+            assert_eq!(slot(why), i, "{}", why.name());
+        }
+    }
+
+    #[test]
+    fn the_capture_counts_become_the_same_statistics_as_counted_one_by_one() {
+        let local = CaptureSkips::default();
+        let mut want = Stats::default();
+        for (n, &why) in ALL_SKIPS.iter().enumerate() {
+            local.skip_many(why, n as u64);
+            want.skip_many(why, n as u64);
+        }
+        drop_count(&local, 3);
+        local.rate_limit.fetch_add(2, Ordering::Relaxed);
+        for _ in 0..3 {
+            want.dropped("queue_full");
+        }
+        for _ in 0..2 {
+            want.dropped("rate_limit");
+        }
+        let got = local.stats();
+        assert_eq!(got.seen, want.seen);
+        assert_eq!(got.skipped, want.skipped);
+    }
 }

@@ -238,11 +238,19 @@ impl Stats {
     }
 
     pub fn dropped(&mut self, reason: &'static str) {
-        self.seen += 1;
+        self.dropped_many(reason, 1);
+    }
+
+    /// `n` requests selected but not sent, all for the same reason.
+    pub fn dropped_many(&mut self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.seen += n;
         *self
             .skipped
             .entry(("dropped".into(), reason.into()))
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     /// Requests selected but not sent, whatever the reason.
