@@ -11,8 +11,8 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -31,7 +31,6 @@ use crate::privileges::drop_privileges;
 use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
-use crate::replay::stats::{Side, Stats};
 use crate::replay::target::{probe_frame, resolve, Guard, LocalAddrs, ProductionTarget, Watch};
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
@@ -41,100 +40,11 @@ use crate::settings::{live_config, parse_duration, ReplaySettings};
 /// the capture is idle).
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
 
-/// What the capture thread counts itself, requests not replayed by reason: atomics, so that
-/// the status line and `/metrics` read them from their own threads, without a lock.
-#[derive(Default)]
-struct CaptureSkips {
-    /// By [`slot`].
-    skipped: [AtomicU64; SKIPS],
-    rate_limit: AtomicU64,
-    queue_full: AtomicU64,
-}
+mod counts;
+mod status;
 
-/// Skip reasons.
-const SKIPS: usize = 15;
-
-/// Every skip reason, each at its [`slot`].
-const ALL_SKIPS: [Skip; SKIPS] = [
-    Skip::Gap,
-    Skip::Truncated,
-    Skip::Aborted,
-    Skip::CaptureEnded,
-    Skip::Method,
-    Skip::Path,
-    Skip::Sample,
-    Skip::Connect,
-    Skip::Upgrade,
-    Skip::AmbiguousFraming,
-    Skip::BodyTooLarge,
-    Skip::InvalidRequest,
-    Skip::Memcap,
-    Skip::OverlapConflict,
-    Skip::ProductionTarget,
-];
-
-/// Where a skip reason is counted in [`CaptureSkips::skipped`] (a new reason does not
-/// compile until it has one).
-fn slot(why: Skip) -> usize {
-    match why {
-        Skip::Gap => 0,
-        Skip::Truncated => 1,
-        Skip::Aborted => 2,
-        Skip::CaptureEnded => 3,
-        Skip::Method => 4,
-        Skip::Path => 5,
-        Skip::Sample => 6,
-        Skip::Connect => 7,
-        Skip::Upgrade => 8,
-        Skip::AmbiguousFraming => 9,
-        Skip::BodyTooLarge => 10,
-        Skip::InvalidRequest => 11,
-        Skip::Memcap => 12,
-        Skip::OverlapConflict => 13,
-        Skip::ProductionTarget => 14,
-    }
-}
-
-impl CaptureSkips {
-    fn skip_many(&self, why: Skip, n: u64) {
-        self.skipped[slot(why)].fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The counts as statistics, to merge with the engine's.
-    fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
-        for (&why, n) in ALL_SKIPS.iter().zip(&self.skipped) {
-            stats.skip_many(why, n.load(Ordering::Relaxed));
-        }
-        stats.dropped_many("rate_limit", self.rate_limit.load(Ordering::Relaxed));
-        stats.dropped_many("queue_full", self.queue_full.load(Ordering::Relaxed));
-        stats
-    }
-}
-
-/// Capture-side counters, shared with the metrics endpoint.
-#[derive(Default)]
-struct CaptureCounts {
-    packets: AtomicU64,
-    kernel_drops: AtomicU64,
-    interface_drops: AtomicU64,
-    own_traffic: AtomicU64,
-    http_memuse: AtomicU64,
-    http_memcap_hits: AtomicU64,
-}
-
-impl CaptureCounts {
-    fn prometheus(&self) -> prometheus::Capture {
-        prometheus::Capture {
-            packets: self.packets.load(Ordering::Relaxed),
-            kernel_drops: self.kernel_drops.load(Ordering::Relaxed),
-            interface_drops: self.interface_drops.load(Ordering::Relaxed),
-            own_traffic: self.own_traffic.load(Ordering::Relaxed),
-            http_memuse: self.http_memuse.load(Ordering::Relaxed),
-            http_memcap_hits: self.http_memcap_hits.load(Ordering::Relaxed),
-        }
-    }
-}
+use counts::{CaptureCounts, CaptureSkips};
+use status::StatusLines;
 
 /// A target on this machine whose port the capture takes in: its server's traffic would be
 /// captured as production (DESIGN.md "Safety"). The description, for the user, with the
@@ -534,150 +444,16 @@ fn drop_count(local: &CaptureSkips, n: usize) {
     local.queue_full.fetch_add(n as u64, Ordering::Relaxed);
 }
 
-/// The status line's own thread: asked at each `--interval`, it takes a snapshot of the
-/// statistics (the shards answer) and writes the line, which the capture thread prints when
-/// it next comes round, so that no snapshot is ever taken or merged on the capture thread.
-struct StatusLines {
-    asks: Option<mpsc::Sender<Instant>>,
-    lines: mpsc::Receiver<String>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StatusLines {
-    fn start(
-        shards: engine::Snapshots,
-        local: Arc<CaptureSkips>,
-        counts: Arc<CaptureCounts>,
-    ) -> anyhow::Result<StatusLines> {
-        let (asks, asked) = mpsc::channel::<Instant>();
-        let (written, lines) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("shadowtap-status".into())
-            .spawn(move || {
-                let mut previous = Previous::at(Instant::now());
-                for now in asked {
-                    let mut stats = shards.take();
-                    stats.merge(&local.stats());
-                    if written
-                        .send(status_line(&stats, &counts, &mut previous, now))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-            .context("starting the status thread")?;
-        Ok(StatusLines {
-            asks: Some(asks),
-            lines,
-            thread: Some(thread),
-        })
-    }
-
-    /// Asks for a line with the rates up to `now`.
-    fn ask(&self, now: Instant) {
-        if let Some(asks) = &self.asks {
-            let _ = asks.send(now);
-        }
-    }
-
-    /// Prints the lines written so far, without waiting.
-    fn print(&self, err: &mut dyn Write) -> std::io::Result<()> {
-        while let Ok(line) = self.lines.try_recv() {
-            writeln!(err, "shadowtap: {line}")?;
-        }
-        Ok(())
-    }
-
-    /// Waits for the lines asked for, prints them, and ends the thread.
-    fn end(&mut self, err: &mut dyn Write) -> std::io::Result<()> {
-        self.asks = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.print(err)
-    }
-}
-
-/// The figures of the previous status line, for rates over the interval.
-struct Previous {
-    at: Instant,
-    seen: u64,
-    replayed: u64,
-}
-
-impl Previous {
-    fn at(at: Instant) -> Previous {
-        Previous {
-            at,
-            seen: 0,
-            replayed: 0,
-        }
-    }
-}
-
-/// Human-scaled, as in `inspect`: `850us`, `12.3ms`.
-fn ms(us: u64) -> String {
-    crate::report::exchange::duration(Some(i64::try_from(us).unwrap_or(i64::MAX)))
-}
-
-fn side(s: &Side) -> String {
-    if s.requests == 0 {
-        return "-".into();
-    }
-    format!(
-        "p50 {} p99 {} err {:.1}%",
-        ms(s.ttfb.value_at_percentile(50.0)),
-        ms(s.ttfb.value_at_percentile(99.0)),
-        100.0 * s.error_rate()
-    )
-}
-
-/// One status line: rates over the last interval, both sides' time to first byte and error
-/// rate so far, and what was lost.
-fn status_line(
-    stats: &Stats,
-    counts: &CaptureCounts,
-    previous: &mut Previous,
-    now: Instant,
-) -> String {
-    let secs = now.duration_since(previous.at).as_secs_f64().max(1e-3);
-    let seen_rate = (stats.seen - previous.seen) as f64 / secs;
-    let sent_rate = (stats.replayed - previous.replayed) as f64 / secs;
-    *previous = Previous {
-        at: now,
-        seen: stats.seen,
-        replayed: stats.replayed,
-    };
-    let dropped = stats.dropped_total();
-    format!(
-        "{:.0} req/s seen, {:.0}/s sent ({} sent in all); production {}; shadow {}; dropped {}, kernel drops {}",
-        seen_rate,
-        sent_rate,
-        stats.replayed,
-        side(&stats.production),
-        side(&stats.shadow),
-        dropped,
-        counts.kernel_drops.load(Ordering::Relaxed)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_skip_reason_has_its_own_slot() {
-        for (i, &why) in ALL_SKIPS.iter().enumerate() {
-            assert_eq!(slot(why), i, "{}", why.name());
-        }
-    }
+    use crate::replay::stats::Stats;
 
     #[test]
     fn the_capture_counts_become_the_same_statistics_as_counted_one_by_one() {
         let local = CaptureSkips::default();
         let mut want = Stats::default();
-        for (n, &why) in ALL_SKIPS.iter().enumerate() {
+        for (n, &why) in Skip::ALL.iter().enumerate() {
             local.skip_many(why, n as u64);
             want.skip_many(why, n as u64);
         }

@@ -34,6 +34,30 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// Every reason, each at its [`Skip::index`].
+    pub const ALL: [Skip; 15] = [
+        Skip::Gap,
+        Skip::Truncated,
+        Skip::Aborted,
+        Skip::CaptureEnded,
+        Skip::Method,
+        Skip::Path,
+        Skip::Sample,
+        Skip::Connect,
+        Skip::Upgrade,
+        Skip::AmbiguousFraming,
+        Skip::BodyTooLarge,
+        Skip::InvalidRequest,
+        Skip::Memcap,
+        Skip::OverlapConflict,
+        Skip::ProductionTarget,
+    ];
+
+    /// A dense index, for tables of counts by reason.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The accounting category (DESIGN.md): `incomplete` or `filtered`.
     pub fn category(self) -> &'static str {
         match self {
@@ -238,6 +262,15 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_skip_reason_is_listed_once_at_its_index() {
+        for (i, &why) in Skip::ALL.iter().enumerate() {
+            assert_eq!(why.index(), i, "{}", why.name());
+        }
+        let names: std::collections::BTreeSet<&str> = Skip::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), Skip::ALL.len());
+    }
 
     fn ex(method: &str, target: &str, flags: Flags, complete: bool) -> Exchange {
         let mut e = super::super::test_exchange(method, target, &[], b"");
