@@ -7,7 +7,6 @@
 //! its lateness against it is recorded apart from the shadow's latency, so a slow shadow
 //! cannot hide latency (no coordinated omission).
 
-use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,9 +26,10 @@ use crate::replay::engine::{self, Engine};
 use crate::replay::schedule::Scheduler;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
-use crate::replay::target::{Discard, Guard, LocalAddrs, ProductionTarget, Shadow, Watch};
+use crate::replay::target::{Guard, LocalAddrs, ProductionTarget, ServerScan, Shadow, Watch};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
+use crate::wire::Decoder;
 
 /// Batches waiting for each replay shard (16 x 64 = 1,024 exchanges).
 const QUEUE: usize = 16;
@@ -196,21 +196,16 @@ fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(Path
         let Ok(mut reader) = open_capture(settings, path) else {
             continue;
         };
-        let seen = Cell::new(None);
-        let limits = &settings.limits;
-        let watch = Watch { guard, seen: &seen };
-        let mut chain = Chain::with_front(
-            limits.wire.clone(),
-            limits.reassembly.clone(),
-            Discard,
-            watch,
-        );
         // Every connection is looked at, whatever `--port` and `--bpf` keep.
-        pipeline::drive(&mut reader, &mut Filter::none(), &mut chain, |_| {
-            seen.get().is_none()
-        });
-        if let Some(server) = seen.get() {
-            return Some((path.clone(), server));
+        let mut decoder = Decoder::new(settings.limits.wire.clone());
+        let mut scan = ServerScan::default();
+        while let Ok(Some(frame)) = reader.next_frame() {
+            let found = decoder
+                .decode(&frame)
+                .and_then(|segment| scan.segment(guard, &segment));
+            if let Some(server) = found {
+                return Some((path.clone(), server));
+            }
         }
     }
     None

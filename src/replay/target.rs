@@ -278,11 +278,43 @@ impl<S: StreamSink> StreamSink for Opens<'_, S> {
     }
 }
 
-/// A sink that drops every event: the pass over capture files looks only at connections.
-pub struct Discard;
+/// The pass over capture files made before anything is sent, one TCP segment at a time:
+/// decode only, no reassembly (the pass costs little next to the replay itself). A target
+/// that is an endpoint of a segment is a server in the capture, unless it opened that
+/// connection (its SYN was seen): then it is that connection's client. A connection picked
+/// up without its handshake therefore counts both ends, as the reassembler's guess would.
+#[derive(Default)]
+pub struct ServerScan {
+    /// (target endpoint, peer) pairs where the target sent the SYN: client connections.
+    clients: std::collections::HashSet<(SocketAddr, SocketAddr)>,
+}
 
-impl StreamSink for Discard {
-    fn event(&mut self, _: StreamEvent<'_>) {}
+/// Client connections of a target remembered at most; past it they count as servers (the
+/// safe side: a refusal, never a request to production).
+const SCAN_CLIENTS: usize = 65_536;
+
+impl ServerScan {
+    /// The target this segment shows as a server, if any.
+    pub fn segment(&mut self, guard: &Guard, seg: &crate::wire::Segment<'_>) -> Option<SocketAddr> {
+        let opening = seg.flags.syn() && !seg.flags.ack();
+        for (end, peer, from_end) in [(seg.dst, seg.src, false), (seg.src, seg.dst, true)] {
+            if guard.target_of(end).is_none() {
+                continue;
+            }
+            let key = (canonical(end), canonical(peer));
+            if from_end && opening {
+                if self.clients.len() < SCAN_CLIENTS {
+                    self.clients.insert(key);
+                    continue;
+                }
+                return Some(end);
+            }
+            if !self.clients.contains(&key) {
+                return Some(end);
+            }
+        }
+        None
+    }
 }
 
 /// A TCP SYN from an arbitrary client to `to`, as an Ethernet frame: what a capture filter is
@@ -532,6 +564,66 @@ mod tests {
         assert_eq!(
             any.local_to_capture("eth0", port(8080)).map(|(_, a)| a),
             Some(addr("10.1.2.3:8080"))
+        );
+    }
+
+    fn segment(src: &str, dst: &str, flags: u8) -> crate::wire::Segment<'static> {
+        crate::wire::Segment {
+            ts: crate::capture::Timestamp(0),
+            src: addr(src),
+            dst: addr(dst),
+            seq: crate::wire::SeqNumber(0),
+            ack: crate::wire::SeqNumber(0),
+            flags: crate::wire::TcpFlags(flags),
+            window: 0,
+            payload: b"",
+            missing: 0,
+        }
+    }
+
+    #[test]
+    fn the_scan_counts_a_target_as_a_server_unless_it_opened_the_connection() {
+        use crate::wire::TcpFlags as F;
+        let g = guard(&["10.0.0.5:8080"], &[]);
+        // A SYN to the target, a SYN-ACK from it, data to it mid-stream: a server each time.
+        for (src, dst, flags) in [
+            ("10.0.0.1:40000", "10.0.0.5:8080", F::SYN),
+            ("10.0.0.5:8080", "10.0.0.1:40000", F::SYN | F::ACK),
+            ("10.0.0.1:40000", "[::ffff:10.0.0.5]:8080", F::ACK | F::PSH),
+            ("10.0.0.5:8080", "10.0.0.1:40000", F::ACK),
+        ] {
+            let mut scan = ServerScan::default();
+            assert_eq!(
+                scan.segment(&g, &segment(src, dst, flags)).map(canonical),
+                Some(addr("10.0.0.5:8080")),
+                "{src} -> {dst}"
+            );
+        }
+        // The target opened this one: it is the client, both ways.
+        let mut scan = ServerScan::default();
+        assert_eq!(
+            scan.segment(&g, &segment("10.0.0.5:8080", "10.0.0.9:80", F::SYN)),
+            None
+        );
+        assert_eq!(
+            scan.segment(
+                &g,
+                &segment("10.0.0.9:80", "10.0.0.5:8080", F::SYN | F::ACK)
+            ),
+            None
+        );
+        assert_eq!(
+            scan.segment(&g, &segment("10.0.0.5:8080", "10.0.0.9:80", F::ACK)),
+            None
+        );
+        // Another peer, mid-stream: a server again.
+        assert!(scan
+            .segment(&g, &segment("10.0.0.7:1234", "10.0.0.5:8080", F::ACK))
+            .is_some());
+        // Other endpoints are nothing to it.
+        assert_eq!(
+            scan.segment(&g, &segment("10.0.0.1:1", "10.0.0.2:2", F::SYN)),
+            None
         );
     }
 
