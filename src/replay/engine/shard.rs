@@ -161,9 +161,10 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, 
             let intended = match job.intended {
                 Some(intended) => {
                     let spin = spin_before(intended, previous);
-                    let wait = wait_until(intended, shard.precise, timer.as_ref(), spin);
                     if shutdown
-                        .unless(me, Shutdown::stopping, wait)
+                        .unless(me, Shutdown::stopping, || {
+                            wait_until(intended, shard.precise, timer.as_ref(), spin)
+                        })
                         .await
                         .is_none()
                     {
@@ -198,8 +199,11 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, 
             match workers[w].queue.try_send(work) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(work)) => {
-                    let send = workers[w].queue.send(work);
-                    match shutdown.unless(me, Shutdown::stopping, send).await {
+                    let queue = &workers[w].queue;
+                    match shutdown
+                        .unless(me, Shutdown::stopping, || queue.send(work))
+                        .await
+                    {
                         Some(Ok(())) => {}
                         Some(Err(_)) => break 'jobs,
                         None => {

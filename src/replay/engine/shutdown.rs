@@ -91,15 +91,17 @@ impl Shutdown {
         }
     }
 
-    /// Runs `fut` on shard `shard` unless `until` (one of [`Shutdown::stopping`] or
-    /// `is_cut`) becomes true first: then None.
+    /// Runs the future `make` returns on shard `shard` unless `until` (one of
+    /// [`Shutdown::stopping`] or `is_cut`) becomes true first: then None. The future is made
+    /// here, in place, rather than handed over: a request's future is large, and moving it
+    /// in was a copy per request.
     pub(super) async fn unless<F: Future>(
         &self,
         shard: usize,
         until: fn(&Shutdown) -> bool,
-        fut: F,
+        make: impl FnOnce() -> F,
     ) -> Option<F::Output> {
-        let mut fut = std::pin::pin!(fut);
+        let mut fut = std::pin::pin!(make());
         loop {
             // Registered before the flag is read, so a wake-up between the two is not lost.
             let mut notified = std::pin::pin!(self.wake[shard].notified());

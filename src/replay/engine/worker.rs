@@ -46,10 +46,11 @@ pub(super) async fn work(
         let late = Instant::now().saturating_duration_since(intended);
         progress.in_flight.fetch_add(1, Ordering::Relaxed);
         let is_head = ex.request.method.eq_ignore_ascii_case("HEAD");
-        let exchange = client.exchange(&mut slot, &wire, is_head, timeout);
         // Cut at the drain deadline: sent, so replayed, with the shadow error `shutdown`.
         let answer = shutdown
-            .unless(shard, Shutdown::is_cut, exchange)
+            .unless(shard, Shutdown::is_cut, || {
+                client.exchange(&mut slot, &wire, is_head, timeout)
+            })
             .await
             .unwrap_or(Err(Failure::Shutdown));
         let production = ex
