@@ -104,6 +104,7 @@ struct Fed {
 fn feed(
     settings: &ReplaySettings,
     shadow: &Shadow,
+    local: &LocalAddrs,
     mut filter: Filter,
     engine: &mut Engine,
     read: &AtomicU64,
@@ -119,7 +120,7 @@ fn feed(
     let mut frames = MergedReader::new(readers);
     let target = ProductionTarget::new(
         shadow.target.clone(),
-        LocalAddrs::of_this_machine(),
+        local.clone(),
         settings.allow_production_target,
     );
     let mut scheduler = Scheduler::new(&settings.selection, settings.speed, settings.rate, target);
@@ -244,7 +245,10 @@ pub fn run(
             return Ok(Status::BadInput);
         }
     };
-    if let Some(refusal) = refuse_production_target(settings, shadow) {
+    // This machine's addresses, read once: the pass over the files and the replay compare
+    // with the same ones.
+    let local = LocalAddrs::of_this_machine();
+    if let Some(refusal) = refuse_production_target(settings, shadow, &local) {
         writeln!(err, "shadowtap: error: {refusal}")?;
         return Ok(Status::BadInput);
     }
@@ -299,7 +303,7 @@ pub fn run(
         let reader = std::thread::Builder::new()
             .name("shadowtap-read".into())
             .spawn_scoped(scope, || {
-                let fed = feed(settings, shadow, filter, &mut engine, &read);
+                let fed = feed(settings, shadow, &local, filter, &mut engine, &read);
                 let finished = engine.finish();
                 drop(done_tx);
                 (fed, finished)
@@ -382,15 +386,15 @@ fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
 
 /// Why the replay must not start: a target is a server in the capture files (decided before
 /// anything is sent, DESIGN.md "Safety").
-fn refuse_production_target(settings: &ReplaySettings, shadow: &Shadow) -> Option<String> {
+fn refuse_production_target(
+    settings: &ReplaySettings,
+    shadow: &Shadow,
+    local: &LocalAddrs,
+) -> Option<String> {
     if settings.allow_production_target {
         return None;
     }
-    let guard = Guard::new(
-        vec![shadow.target.clone()],
-        LocalAddrs::of_this_machine(),
-        false,
-    );
+    let guard = Guard::new(vec![shadow.target.clone()], local.clone(), false);
     let (path, server) = production_in_files(settings, &guard)?;
     Some(format!(
         "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",

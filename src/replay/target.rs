@@ -248,9 +248,9 @@ impl Guard {
 }
 
 /// Passes stream events on to `sink`, noting in `seen` the first connection opened with a
-/// target as its server (either end, when the roles are a guess). The pass over capture files
-/// is made of it; in a replay or mirror it makes the stop-at-first-sight rule hold also for a
-/// production server none of whose requests ever becomes an exchange.
+/// target as its server (either end, when the roles are a guess). In a replay from a pipe or
+/// in mirror it makes the stop-at-first-sight rule hold also for a production server none of
+/// whose requests ever becomes an exchange (the pass over capture files is [`ServerScan`]).
 pub struct Opens<'a, S> {
     pub sink: &'a mut S,
     pub guard: &'a Guard,
