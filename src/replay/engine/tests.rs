@@ -60,19 +60,17 @@ fn job(flow: u64, target: &str, at: Option<Instant>) -> Timed {
     }
 }
 
-/// Runs one shard over `jobs` (intended times in ms from now) against a shadow answering
-/// in `delay_ms`; returns when each target arrived (ms) and the shard's statistics.
-async fn run(
+/// A shard of `slots` workers to `addr`, requests sent as captured (Host kept), no log.
+fn test_shard(
+    addr: std::net::SocketAddr,
     slots: usize,
-    delay_ms: u64,
-    jobs: &[(u64, &str, u64)],
-) -> (Vec<(u64, String)>, Stats) {
-    let t0 = Instant::now();
-    let (addr, seen) = shadow(Duration::from_millis(delay_ms), t0).await;
-    let shard = Shard {
+    timeout: Duration,
+    shutdown: Arc<Shutdown>,
+) -> Shard {
+    Shard {
         client: Client::new(addr, None),
         slots,
-        timeout: Duration::from_secs(5),
+        timeout,
         rewrites: Arc::new(Rewrites {
             host: HostHeader::Keep,
             set: Vec::new(),
@@ -82,9 +80,26 @@ async fn run(
         progress: Arc::default(),
         precise: false,
         pending: Arc::default(),
-        shutdown: Arc::new(Shutdown::new(1)),
+        shutdown,
         index: 0,
-    };
+    }
+}
+
+/// Runs one shard over `jobs` (intended times in ms from now) against a shadow answering
+/// in `delay_ms`; returns when each target arrived (ms) and the shard's statistics.
+async fn run(
+    slots: usize,
+    delay_ms: u64,
+    jobs: &[(u64, &str, u64)],
+) -> (Vec<(u64, String)>, Stats) {
+    let t0 = Instant::now();
+    let (addr, seen) = shadow(Duration::from_millis(delay_ms), t0).await;
+    let shard = test_shard(
+        addr,
+        slots,
+        Duration::from_secs(5),
+        Arc::new(Shutdown::new(1)),
+    );
     let (tx, rx) = mpsc::channel(4);
     let batch = jobs
         .iter()
@@ -265,22 +280,7 @@ async fn a_stop_drops_what_is_queued_and_a_cut_gives_up_what_is_in_flight() {
     // A shadow that takes 10 s: nothing is answered before the cut.
     let (addr, seen) = shadow(Duration::from_secs(10), t0).await;
     let shutdown = Arc::new(Shutdown::new(1));
-    let shard = Shard {
-        client: Client::new(addr, None),
-        slots: 2,
-        timeout: Duration::from_secs(30),
-        rewrites: Arc::new(Rewrites {
-            host: HostHeader::Keep,
-            set: Vec::new(),
-            strip: Vec::new(),
-        }),
-        log: None,
-        progress: Arc::default(),
-        precise: false,
-        pending: Arc::default(),
-        shutdown: shutdown.clone(),
-        index: 0,
-    };
+    let shard = test_shard(addr, 2, Duration::from_secs(30), shutdown.clone());
     let (tx, rx) = mpsc::channel(4);
     // Ten connections' requests due now: two in flight, eight in the workers' queues;
     // two more due in an hour, waited for by the dispatcher.
