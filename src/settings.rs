@@ -91,7 +91,7 @@ pub struct ReplaySettings {
     /// A capture held in memory (`demo`'s bundled one), read instead of opening `files`
     /// (whose one name then only titles it).
     pub bundled: Option<Bundled>,
-    pub fail_if: Vec<crate::replay::gate::Condition>,
+    pub fail_if: Vec<crate::report::gate::Condition>,
     /// What the report calls the input (the file names when None).
     pub title: Option<String>,
     pub progress: crate::cli::Progress,
@@ -274,7 +274,7 @@ impl ReplaySettings {
             force: args.force,
             bundled: None,
             fail_if: match &args.fail_if {
-                Some(text) => crate::replay::gate::parse(text)?,
+                Some(text) => crate::report::gate::parse(text)?,
                 None => Vec::new(),
             },
             title: None,

@@ -256,7 +256,9 @@ fn http1_chunks(parts: &[(u8, &[u8])]) -> Vec<u8> {
 }
 
 fn report(stats: &Stats) -> Vec<u8> {
-    serde_json::to_vec_pretty(&shadowtap::report::replay::json(stats)).unwrap()
+    shadowtap::report::replay::to_json(&shadowtap::report::replay::report(stats))
+        .unwrap()
+        .into_bytes()
 }
 
 fn saved_reports() -> Vec<(&'static str, Vec<u8>)> {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde_json::json;
 
 use crate::capture::filter::BpfFilter;
 use crate::capture::live::{port_filter, Live, Next, IDLE_WAIT};
@@ -32,6 +31,7 @@ use crate::replay::engine::{self, Engine, Job};
 use crate::replay::request::MARKER;
 use crate::replay::select::{RateLimit, Skip};
 use crate::replay::target::{probe_frame, resolve, Guard, LocalAddrs, ProductionTarget, Watch};
+use crate::report::model;
 use crate::report::replay as render;
 use crate::report::{metrics_server, prometheus};
 use crate::settings::{live_config, parse_duration, ReplaySettings};
@@ -332,25 +332,21 @@ pub fn run_with_banner(
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
     let seconds = live.started.elapsed().as_secs_f64();
-    let mut report = render::json(&stats);
-    report["capture"] = json!({
-        "interface": args.live.interface,
-        "seconds": seconds,
-        "packets": capture.packets,
-        "kernel_drops": capture.kernel_drops,
-        "interface_drops": capture.interface_drops,
-        "own_traffic": capture.own_traffic,
+    let mut report = render::report(&stats);
+    report.capture = Some(model::Capture {
+        interface: args.live.interface.clone(),
+        seconds,
+        packets: capture.packets,
+        kernel_drops: capture.kernel_drops,
+        interface_drops: capture.interface_drops,
+        own_traffic: capture.own_traffic,
     });
     let log = outputs.log_summary();
-    let mut files = serde_json::Map::new();
-    if let Some(log) = &log {
-        files.insert("log".into(), log.json("lines"));
-    }
-    if let Some(saved) = &saved {
-        files.insert("save_pcap".into(), saved.json("packets"));
-    }
-    if !files.is_empty() {
-        report["outputs"] = serde_json::Value::Object(files);
+    if log.is_some() || saved.is_some() {
+        report.outputs = Some(model::Outputs {
+            log: log.as_ref().map(Into::into),
+            save_pcap: saved.as_ref().map(Into::into),
+        });
     }
     let verdicts = verdict::fail_if(&settings, &mut report);
     let mut status = verdict::outcome(&stats, &settings, &verdicts, err)?;
@@ -369,15 +365,7 @@ pub fn run_with_banner(
     lines.extend(log.iter().map(|l| l.text("log", "lines")));
     lines.extend(saved.iter().map(|s| s.text("save-pcap", "packets")));
     // The side outputs are written even when stdout is not (`| head`, a full disk).
-    let printed = verdict::print_report(
-        settings.format,
-        &report,
-        &stats,
-        &title,
-        &lines,
-        &verdicts,
-        out,
-    );
+    let printed = verdict::print_report(settings.format, &report, &title, &lines, &verdicts, out);
     // The report is out; now the outputs that failed, if any, say so (exit 1).
     let mut written = outputs.commit_report(&report, log.as_ref(), err)?;
     if let Some(line) = saved.as_ref().and_then(|s| s.failure("packets not saved")) {
@@ -460,10 +448,10 @@ mod tests {
         drop_count(&local, 3);
         local.rate_limit.fetch_add(2, Ordering::Relaxed);
         for _ in 0..3 {
-            want.dropped("queue_full");
+            want.dropped(crate::replay::stats::Dropped::QueueFull);
         }
         for _ in 0..2 {
-            want.dropped("rate_limit");
+            want.dropped(crate::replay::stats::Dropped::RateLimit);
         }
         let got = local.stats();
         assert_eq!(got.seen, want.seen);

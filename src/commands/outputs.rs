@@ -56,7 +56,7 @@ impl Outputs {
     /// log's summary); false if any did.
     pub(crate) fn commit_report(
         self,
-        report: &serde_json::Value,
+        report: &crate::report::model::Report,
         log: Option<&Summary>,
         err: &mut dyn Write,
     ) -> anyhow::Result<bool> {
@@ -66,7 +66,8 @@ impl Outputs {
             ok = false;
         }
         if let Some(staged) = self.report {
-            let text = serde_json::to_string_pretty(report).context("encoding the report")? + "\n";
+            let text =
+                crate::report::replay::to_json(report).context("encoding the report")? + "\n";
             if let Err(e) = staged.commit(text.as_bytes()) {
                 writeln!(err, "shadowtap: error: {e}")?;
                 ok = false;

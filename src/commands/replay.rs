@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde_json::json;
 
 use crate::capture::{CaptureReader, MergedReader};
 use crate::cli::Progress;
@@ -27,6 +26,7 @@ use crate::replay::schedule::Scheduler;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::replay::target::{Guard, LocalAddrs, ProductionTarget, ServerScan, Shadow, Watch};
+use crate::report::model;
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -329,13 +329,14 @@ pub fn run(
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
-    let mut report = render::json(&stats);
-    if let Some(signal) = interrupted {
-        report["interrupted"] = json!(signal.name());
-    }
+    let mut report = render::report(&stats);
+    report.interrupted = interrupted.map(|signal| signal.name().to_string());
     let log = outputs.log_summary();
     if let Some(log) = &log {
-        report["outputs"] = json!({"log": log.json("lines")});
+        report.outputs = Some(model::Outputs {
+            log: Some(log.into()),
+            save_pcap: None,
+        });
     }
     let verdicts = verdict::fail_if(settings, &mut report);
     let mut status = verdict::outcome(&stats, settings, &verdicts, err)?;
@@ -350,7 +351,6 @@ pub fn run(
     let printed = verdict::print_report(
         settings.format,
         &report,
-        &stats,
         &title(settings, interrupted),
         &lines,
         &verdicts,

@@ -32,10 +32,8 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     let mut read = 0;
     for path in &args.files {
         let parsed = read_bounded(path)
-            .and_then(|bytes| {
-                serde_json::from_slice::<serde_json::Value>(&bytes).map_err(anyhow::Error::from)
-            })
-            .and_then(|v| render::from_json(&v));
+            .and_then(|bytes| render::parse(&bytes))
+            .and_then(|report| render::stats(&report));
         match parsed {
             Ok(stats) => {
                 merged.merge(&stats);
@@ -50,15 +48,16 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     if read == 0 {
         return Ok(status);
     }
+    let report = render::report(&merged);
     let text = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&render::json(&merged))? + "\n",
+        ReportFormat::Json => render::to_json(&report)? + "\n",
         ReportFormat::Text | ReportFormat::Html => {
             let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
             let title = format!("shadowtap report  {}", names.join(" "));
             if args.format == ReportFormat::Html {
-                crate::report::html::page(&merged, &title)
+                crate::report::html::page(&report, &title)
             } else {
-                render::text(&merged, &title)
+                render::text(&report, &title)
             }
         }
     };

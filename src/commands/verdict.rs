@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use serde_json::json;
-
 use crate::cli::ReportFormat;
 use crate::commands::Status;
-use crate::replay::gate;
-use crate::replay::stats::Stats;
+use crate::replay::client::Failure;
+use crate::replay::select::Skip;
+use crate::replay::stats::{Reason, Stats};
+use crate::report::gate;
+use crate::report::model::Report;
 use crate::report::replay as render;
 use crate::settings::ReplaySettings;
 
@@ -18,18 +19,17 @@ use crate::settings::ReplaySettings;
 /// (what the run's outputs and capture say) and the `--fail-if` verdicts under it.
 pub(crate) fn print_report(
     format: ReportFormat,
-    report: &serde_json::Value,
-    stats: &Stats,
+    report: &Report,
     title: &str,
     lines: &[String],
     verdicts: &[gate::Verdict],
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match format {
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
-        ReportFormat::Html => write!(out, "{}", crate::report::html::page(stats, title))?,
+        ReportFormat::Json => writeln!(out, "{}", render::to_json(report)?)?,
+        ReportFormat::Html => write!(out, "{}", crate::report::html::page(report, title))?,
         ReportFormat::Text => {
-            write!(out, "{}", render::text(stats, title))?;
+            write!(out, "{}", render::text(report, title))?;
             for line in lines {
                 writeln!(out, "{line}")?;
             }
@@ -46,10 +46,8 @@ pub(crate) fn warn_production_target(
     shadow: SocketAddr,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
-    if let Some(n) = stats
-        .skipped
-        .get(&("filtered".to_string(), "production_target".to_string()))
-    {
+    let n = stats.skipped.get(Reason::Skip(Skip::ProductionTarget));
+    if n > 0 {
         writeln!(
             err,
             "shadowtap: warning: {n} requests not sent: the shadow {} is a server in the capture (production); --allow-production-target sends them",
@@ -59,23 +57,11 @@ pub(crate) fn warn_production_target(
     Ok(())
 }
 
-/// Evaluates `--fail-if` on the JSON report and adds the verdicts to it as `fail_if`.
-pub(crate) fn fail_if(
-    settings: &ReplaySettings,
-    report: &mut serde_json::Value,
-) -> Vec<gate::Verdict> {
+/// Evaluates `--fail-if` on the report and adds the verdicts to it as `fail_if`.
+pub(crate) fn fail_if(settings: &ReplaySettings, report: &mut Report) -> Vec<gate::Verdict> {
     let verdicts = gate::evaluate(&settings.fail_if, report);
     if !verdicts.is_empty() {
-        report["fail_if"] = json!(verdicts
-            .iter()
-            .map(|v| {
-                let mut j = json!({"condition": v.condition, "left": v.left, "right": v.right, "crossed": v.crossed});
-                if let Some(why) = &v.not_evaluated {
-                    j["not_evaluated"] = json!(why);
-                }
-                j
-            })
-            .collect::<Vec<_>>());
+        report.fail_if = Some(verdicts.iter().map(gate::Verdict::to_model).collect());
     }
     verdicts
 }
@@ -118,16 +104,16 @@ pub(crate) fn outcome(
 ) -> std::io::Result<Status> {
     let mut status = Status::Success;
     let errors = &stats.shadow.errors;
-    let cut = errors.get("shutdown").copied().unwrap_or(0);
-    let failed: u64 = errors.values().sum::<u64>() - cut;
+    let cut = errors.get(Failure::Shutdown);
+    let failed = errors.blamed();
     if stats.replayed > cut && failed == stats.replayed - cut {
         writeln!(
             err,
             "shadowtap: error: every request sent to the shadow failed ({failed}: {}); is {} reachable?",
             errors
                 .iter()
-                .filter(|(k, n)| **n > 0 && *k != "shutdown")
-                .map(|(k, n)| format!("{k} {n}"))
+                .filter(|(k, n)| *n > 0 && !k.is_ours())
+                .map(|(k, n)| format!("{} {n}", k.name()))
                 .collect::<Vec<_>>()
                 .join(", "),
             settings.shadow_authority

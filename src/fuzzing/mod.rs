@@ -260,14 +260,16 @@ pub fn saved_report(data: &[u8]) {
         assert!(work.inflated <= saved::MAX_INFLATED + 1, "{work:?}");
         assert!(work.counts <= saved::MAX_COUNTS, "{work:?}");
     }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+    use crate::report::replay as render;
+    let Ok(report) = render::parse(data) else {
         return;
     };
-    if let Ok(stats) = crate::report::replay::from_json(&v) {
+    if let Ok(stats) = render::stats(&report) {
         let mut merged = crate::replay::stats::Stats::default();
         merged.merge(&stats);
         merged.merge(&stats);
-        let _ = crate::report::replay::json(&merged);
-        let _ = crate::report::replay::text(&merged, "fuzz");
+        let merged = render::report(&merged);
+        let _ = render::to_json(&merged);
+        let _ = render::text(&merged, "fuzz");
     }
 }

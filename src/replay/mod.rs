@@ -7,7 +7,6 @@
 
 pub mod client;
 pub mod engine;
-pub mod gate;
 pub mod request;
 pub mod schedule;
 pub mod select;

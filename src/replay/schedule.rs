@@ -174,7 +174,8 @@ impl<'a> Scheduler<'a> {
             return;
         }
         if engine.stopping() {
-            self.skipped.dropped("shutdown");
+            self.skipped
+                .dropped(crate::replay::stats::Dropped::Shutdown);
             return;
         }
         engine.push(Job {

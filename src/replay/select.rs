@@ -58,6 +58,13 @@ impl Skip {
         self as usize
     }
 
+    /// Looks a reason up by its category and the name the report writes.
+    pub fn from_name(category: &str, name: &str) -> Option<Skip> {
+        Skip::ALL
+            .into_iter()
+            .find(|s| s.category() == category && s.name() == name)
+    }
+
     /// The accounting category (DESIGN.md): `incomplete` or `filtered`.
     pub fn category(self) -> &'static str {
         match self {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::replay::stats::Stats;
+use crate::report::model::{Report, SavedHistogram};
 
 /// Quantiles the curves go through; the x axis is `-log10(1 - q)` so the tail gets room.
 const CURVE: &[f64] = &[
@@ -83,7 +83,7 @@ fn plot(title: &str, production: &Histogram<u64>, shadow: &Histogram<u64>) -> St
 }
 
 /// The whole page.
-pub fn page(stats: &Stats, title: &str) -> String {
+pub fn page(report: &Report, title: &str) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
@@ -96,21 +96,27 @@ pub fn page(stats: &Stats, title: &str) -> String {
          <span style=\"background:#d62728\"></span>shadow (timed by the replayer)</p>",
         t = escape(title)
     );
-    let (p, s) = (&stats.production, &stats.shadow);
+    let (p, s) = (&report.production.histograms, &report.shadow.histograms);
+    // Written by this program a moment ago (or read back within bounds by `report`), so
+    // they decode; one that did not would draw as empty.
+    let decode = |h: &SavedHistogram| {
+        h.decode()
+            .unwrap_or_else(|_| crate::replay::stats::histogram())
+    };
     let _ = write!(
         o,
         "<h2>Time to first byte</h2>{}",
-        plot("ttfb", &p.ttfb, &s.ttfb)
+        plot("ttfb", &decode(&p.ttfb), &decode(&s.ttfb))
     );
     let _ = write!(
         o,
         "<h2>Total time</h2>{}",
-        plot("total", &p.total, &s.total)
+        plot("total", &decode(&p.total), &decode(&s.total))
     );
     let _ = writeln!(
         o,
         "<h2>Report</h2><pre>{}</pre></body></html>",
-        escape(&super::replay::text(stats, title))
+        escape(&super::replay::text(report, title))
     );
     o
 }
@@ -121,6 +127,7 @@ mod tests {
 
     use super::*;
     use crate::replay::client::Answer;
+    use crate::replay::stats::Stats;
 
     #[test]
     fn the_page_is_self_contained_with_both_curves() {
@@ -140,7 +147,7 @@ mod tests {
                 Duration::from_secs(5),
             );
         }
-        let html = page(&s, "replay <of> a & b");
+        let html = page(&crate::report::replay::report(&s), "replay <of> a & b");
         assert!(html.starts_with("<!doctype html>"));
         assert_eq!(html.matches("<polyline").count(), 4);
         assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));

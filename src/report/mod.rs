@@ -3,8 +3,10 @@
 //! and no I/O decisions here: every function writes to the `Write` it is given.
 
 pub mod exchange;
+pub mod gate;
 pub mod html;
 pub mod metrics_server;
+pub mod model;
 pub mod prometheus;
 pub mod replay;
 pub mod saved;

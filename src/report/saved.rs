@@ -64,6 +64,21 @@ pub struct Work {
     pub counts: u64,
 }
 
+/// `h` as a saved report writes it (V2 + DEFLATE, base64), through a copy whose range is
+/// grown from the smallest to `h`'s largest value: the header records the range, and a
+/// merged histogram's range depends on the order its parts were added in, so without the
+/// copy the same counts merged in another order would be written differently.
+pub fn encode(h: &Histogram<u64>) -> String {
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut canonical = crate::replay::stats::histogram();
+    let _ = canonical.add(h);
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(&canonical, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        Err(_) => String::new(),
+    }
+}
+
 /// Decodes a base64 histogram from a saved report, within the bounds above.
 pub fn histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
     histogram_counting(text, &mut Work::default())

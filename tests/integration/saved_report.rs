@@ -61,8 +61,12 @@ fn hostile_histogram(payload: u32, zeros: usize) -> String {
     b64(&bytes)
 }
 
+/// A side with every key a report has (a saved report is read by its schema).
 fn side(ttfb: &str) -> Value {
-    json!({"requests": 1, "status": {"2xx": 1},
+    let none =
+        json!({"p50": null, "p90": null, "p95": null, "p99": null, "p999": null, "max": null});
+    json!({"requests": 1, "status": {"1xx": 0, "2xx": 1, "3xx": 0, "4xx": 0, "5xx": 0},
+           "error_rate": 0.0, "ttfb_us": none, "total_us": none,
            "histograms": {"ttfb": ttfb, "total": good_histogram()}})
 }
 
@@ -73,9 +77,11 @@ fn report(production_ttfb: &str, routes: usize) -> Value {
                         "shadow": side(&good_histogram()), "mismatch": {"status": 0}})
         })
         .collect();
-    json!({"version": 1, "counts": {"seen": 1, "replayed": 1},
+    json!({"version": 1,
+           "counts": {"seen": 1, "replayed": 1, "filtered": {}, "dropped": {}, "incomplete": {}},
            "production": side(production_ttfb), "shadow": side(&good_histogram()),
-           "mismatch": {"status": 0}, "routes": routes})
+           "mismatch": {"status": 0}, "mismatches": [], "routes": routes,
+           "schedule": {"lateness_us": null, "histogram": null}})
 }
 
 fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {

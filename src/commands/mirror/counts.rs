@@ -28,8 +28,14 @@ impl CaptureSkips {
         for (&why, n) in Skip::ALL.iter().zip(&self.skipped) {
             stats.skip_many(why, n.load(Ordering::Relaxed));
         }
-        stats.dropped_many("rate_limit", self.rate_limit.load(Ordering::Relaxed));
-        stats.dropped_many("queue_full", self.queue_full.load(Ordering::Relaxed));
+        stats.dropped_many(
+            crate::replay::stats::Dropped::RateLimit,
+            self.rate_limit.load(Ordering::Relaxed),
+        );
+        stats.dropped_many(
+            crate::replay::stats::Dropped::QueueFull,
+            self.queue_full.load(Ordering::Relaxed),
+        );
         stats
     }
 }

@@ -17,6 +17,32 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Every kind, each at its [`Failure::index`], in the order the report lists them.
+    pub const ALL: [Failure; 6] = [
+        Failure::Timeout,
+        Failure::Connect,
+        Failure::Reset,
+        Failure::CircuitOpen,
+        Failure::Shutdown,
+        Failure::Other,
+    ];
+
+    /// A dense index, for tables of counts by kind.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Looks a kind up by the name the report writes.
+    pub fn from_name(name: &str) -> Option<Failure> {
+        Failure::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Caused by this run, not by the shadow: kept in `shadow.errors` to be seen, left out of
+    /// `error_rate`, of the `shadow.errors` total `--fail-if` compares, and of exit 1.
+    pub fn is_ours(self) -> bool {
+        self == Failure::Shutdown
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Failure::Timeout => "timeout",

@@ -279,7 +279,7 @@ impl Engine {
         }
         let mut stats = self.stats.last();
         for _ in 0..refused {
-            stats.dropped("shutdown");
+            stats.dropped(crate::replay::stats::Dropped::Shutdown);
         }
         // A failed write is in the log's summary, which the caller reports.
         if let Some(Ok(mut log)) = self.log.as_ref().map(|l| l.lock()) {

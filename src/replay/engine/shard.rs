@@ -150,7 +150,9 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, 
     // Counts a job that will not be sent: the run is stopping.
     let drop_job = |bytes: usize| {
         shard.pending.sub(1, bytes);
-        stats.borrow_mut().dropped("shutdown");
+        stats
+            .borrow_mut()
+            .dropped(crate::replay::stats::Dropped::Shutdown);
     };
     'jobs: while let Some(batch) = rx.recv().await {
         for job in batch {
@@ -209,7 +211,9 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, 
                         None => {
                             // Taken off the pending count above already.
                             workers[w].given -= 1;
-                            stats.borrow_mut().dropped("shutdown");
+                            stats
+                                .borrow_mut()
+                                .dropped(crate::replay::stats::Dropped::Shutdown);
                         }
                     }
                 }

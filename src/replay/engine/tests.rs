@@ -305,8 +305,15 @@ async fn a_stop_drops_what_is_queued_and_a_cut_gives_up_what_is_in_flight() {
         .await;
     let s = stats.borrow();
     assert_eq!(s.replayed, 2);
-    assert_eq!(s.shadow.errors.get("shutdown"), Some(&2));
-    let dropped = s.skipped[&("dropped".to_string(), "shutdown".to_string())];
+    assert_eq!(
+        s.shadow
+            .errors
+            .get(crate::replay::client::Failure::Shutdown),
+        2
+    );
+    let dropped = s.skipped.get(crate::replay::stats::Reason::Dropped(
+        crate::replay::stats::Dropped::Shutdown,
+    ));
     assert_eq!(
         dropped, 10,
         "eight queued at the workers, two waiting for their time"

@@ -36,7 +36,9 @@ pub(super) async fn work(
     let mut name = String::new();
     while let Some(Work { ex, intended }) = queue.recv().await {
         if shutdown.stopping() {
-            stats.borrow_mut().dropped("shutdown");
+            stats
+                .borrow_mut()
+                .dropped(crate::replay::stats::Dropped::Shutdown);
             done.fetch_add(1, Ordering::Relaxed);
             continue;
         }

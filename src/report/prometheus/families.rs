@@ -7,18 +7,6 @@ use super::render::{counter, escape_label, family, gauge, histogram};
 use super::Capture;
 use crate::replay::stats::{Side, Stats};
 
-/// The shadow's transport error kinds (`Failure::name`), all always present so that series
-/// never appear or disappear (the JSON report lists the same six). `shutdown` (cut at the
-/// drain deadline) is the run's doing, not the shadow's, and is shown all the same.
-pub(super) const ERROR_KINDS: [&str; 6] = [
-    "timeout",
-    "connect",
-    "reset",
-    "circuit_open",
-    "shutdown",
-    "other",
-];
-
 /// Labels of `Side::status`, index by index. `Side::status` files a status under
 /// `status / 100` capped at 5, so index 0 holds codes 0-99 (not valid HTTP, yet parsed from
 /// three digits) and codes 600 and above are already counted under `5xx`. The JSON report
@@ -47,12 +35,12 @@ pub fn exposition(stats: &Stats, capture: &Capture) -> String {
         "counter",
         "Requests not sent to the shadow, by category (filtered, incomplete, dropped) and reason.",
     );
-    for ((category, reason), n) in &stats.skipped {
+    for (why, n) in stats.skipped.iter() {
         let _ = writeln!(
             o,
             "shadowtap_requests_not_replayed_total{{category=\"{}\",reason=\"{}\"}} {n}",
-            escape_label(category),
-            escape_label(reason)
+            escape_label(why.category()),
+            escape_label(why.name())
         );
     }
     family(
@@ -76,8 +64,10 @@ pub fn exposition(stats: &Stats, capture: &Capture) -> String {
         "counter",
         "Exchanges with the shadow that failed, by transport error kind.",
     );
-    for kind in ERROR_KINDS {
-        let n = stats.shadow.errors.get(kind).copied().unwrap_or(0);
+    // Every kind always, so that series never appear or disappear (the JSON report lists
+    // the same six); `shutdown` is the run's doing, not the shadow's, and shown all the same.
+    for (kind, n) in stats.shadow.errors.iter() {
+        let kind = kind.name();
         let _ = writeln!(o, "shadowtap_shadow_errors_total{{kind=\"{kind}\"}} {n}");
     }
     counter(

@@ -1,21 +1,13 @@
 //! The replay report: text for people, JSON (DESIGN.md "JSON report") for scripts.
 //!
-//! The text form is `text`, the JSON form (written, and read back) `json`.
+//! Both are drawn from the typed report (`report::model`): `json` makes it from a run's
+//! statistics (and statistics again from a saved one), `text` renders it for people.
 
 mod json;
 mod text;
 
-pub use json::{from_json, json};
+pub use json::{parse, quantiles, report, stats, to_json};
 pub use text::text;
-
-/// The percentiles reported, with their JSON keys and text labels.
-const PERCENTILES: &[(&str, &str, f64)] = &[
-    ("p50", "p50", 50.0),
-    ("p90", "p90", 90.0),
-    ("p95", "p95", 95.0),
-    ("p99", "p99", 99.0),
-    ("p999", "p99.9", 99.9),
-];
 
 #[cfg(test)]
 mod tests;

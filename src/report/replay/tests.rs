@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::json::{histogram_from, serialized};
 use super::*;
 use crate::replay::client::{Answer, Failure};
 use crate::replay::select::Skip;
 use crate::replay::stats::{Side, Stats};
+use crate::report::saved::{encode as serialized, histogram as histogram_from};
 
 #[test]
 fn a_saved_histogram_merges_with_larger_latencies_than_it_holds() {
@@ -16,7 +16,7 @@ fn a_saved_histogram_merges_with_larger_latencies_than_it_holds() {
     // read back must still take a merge of values beyond it.
     let mut small = crate::replay::stats::histogram();
     small.record(100).unwrap();
-    let mut saved = histogram_from(Some(&serialized(&small))).unwrap();
+    let mut saved = histogram_from(&serialized(&small)).unwrap();
     let mut large = crate::replay::stats::histogram();
     large.record(3_000_000_000).unwrap();
     saved.add(&large).unwrap();
@@ -66,7 +66,7 @@ fn sample() -> Stats {
 #[test]
 fn text_report_matches_its_golden_file() {
     let text = text(
-        &sample(),
+        &report(&sample()),
         "shadowtap replay  sample.pcap -> http://shadow:8080",
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/report/golden/replay.txt");
@@ -97,23 +97,23 @@ fn requests_cut_at_shutdown_are_listed_but_not_in_the_error_share() {
             Duration::from_secs(5),
         );
     }
-    let text = text(&s, "t");
+    let text = text(&report(&s), "t");
     let row = text
         .lines()
         .find(|l| l.starts_with("transport errors"))
         .unwrap_or_else(|| panic!("no transport errors row in\n{text}"));
     assert!(row.contains("25.00%"), "{row}");
     assert!(row.contains("shutdown 3, not counted"), "{row}");
-    assert_eq!(json(&s)["shadow"]["error_rate"], 0.25);
-    assert_eq!(json(&s)["shadow"]["errors"]["shutdown"], 3);
+    let json: serde_json::Value = serde_json::from_str(&to_json(&report(&s)).unwrap()).unwrap();
+    assert_eq!(json["shadow"]["error_rate"], 0.25);
+    assert_eq!(json["shadow"]["errors"]["shutdown"], 3);
 }
 
 #[test]
-fn json_round_trips_through_from_json() {
-    let stats = sample();
-    let first = json(&stats);
-    let back = from_json(&first).unwrap();
-    assert_eq!(json(&back), first);
+fn json_round_trips_through_parse() {
+    let first = to_json(&report(&sample())).unwrap();
+    let back = stats(&parse(first.as_bytes()).unwrap()).unwrap();
+    assert_eq!(to_json(&report(&back)).unwrap(), first);
 }
 
 #[test]
@@ -168,14 +168,14 @@ fn record(s: &mut Stats, i: usize, (_, outcome, us): Event) {
 type SideDigest = (
     u64,
     [u64; 6],
-    Vec<(String, u64)>,
+    Vec<(&'static str, u64)>,
     u64,
     Histogram<u64>,
     Histogram<u64>,
 );
 
 fn side_digest(s: &Side) -> SideDigest {
-    let errors = s.errors.iter().map(|(k, n)| (k.clone(), *n)).collect();
+    let errors = s.errors.iter().map(|(k, n)| (k.name(), n)).collect();
     let (ttfb, total) = (s.ttfb.clone(), s.total.clone());
     (s.requests, s.status, errors, s.truncated, ttfb, total)
 }
@@ -183,7 +183,7 @@ fn side_digest(s: &Side) -> SideDigest {
 type Digest = (
     u64,
     u64,
-    Vec<((String, String), u64)>,
+    Vec<((&'static str, &'static str), u64)>,
     SideDigest,
     SideDigest,
     u64,
@@ -200,7 +200,10 @@ fn digest(s: &Stats) -> Digest {
     (
         s.seen,
         s.replayed,
-        s.skipped.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+        s.skipped
+            .iter()
+            .map(|(why, n)| ((why.category(), why.name()), n))
+            .collect(),
         side_digest(&s.production),
         side_digest(&s.shadow),
         s.mismatch,
@@ -255,4 +258,20 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&digest(&left), &expected);
         proptest::prop_assert_eq!(&digest(&right), &expected);
     }
+}
+
+/// `docs/report.schema.json` is generated from the report's types; a change to them must be
+/// committed with the schema (`UPDATE_GOLDEN=1` writes it).
+#[test]
+fn the_published_schema_is_the_one_the_types_generate() {
+    let generated = serde_json::to_string_pretty(&crate::report::model::schema()).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.schema.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    assert_eq!(
+        generated,
+        std::fs::read_to_string(path).unwrap(),
+        "run with UPDATE_GOLDEN=1 to accept a change"
+    );
 }

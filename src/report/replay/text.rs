@@ -1,12 +1,11 @@
 //! The text form of the replay report, for people: counts, latency side by side, routes,
 //! mismatches and the schedule's lateness.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use hdrhistogram::Histogram;
-
-use super::PERCENTILES;
-use crate::replay::stats::Stats;
+use crate::replay::client::Failure;
+use crate::report::model::{Quantiles, Report};
 
 fn ms(us: u64) -> String {
     if us < 1000 {
@@ -39,77 +38,82 @@ fn change(prod: u64, shadow: u64) -> String {
     }
 }
 
+/// The number of requests and the `reason n, ...` detail of one accounting category.
+fn category(reasons: &BTreeMap<String, u64>) -> (u64, String) {
+    let n = reasons.values().sum();
+    let detail = reasons
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (n, detail)
+}
+
+/// ` (detail)`, or nothing when there is none.
+fn parenthesized(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+/// A latency cell: `-` without samples.
+fn show(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_string(), ms)
+}
+
 /// The text report.
-pub fn text(stats: &Stats, title: &str) -> String {
+pub fn text(report: &Report, title: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{title}");
-    let by = |cat: &str| -> (u64, String) {
-        let items: Vec<_> = stats
-            .skipped
-            .iter()
-            .filter(|((c, _), _)| *c == cat)
-            .collect();
-        let n = items.iter().map(|(_, n)| **n).sum();
-        let detail = items
-            .iter()
-            .map(|((_, r), n)| format!("{r} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        (n, detail)
-    };
-    let (filtered, fd) = by("filtered");
-    let (incomplete, id) = by("incomplete");
-    let (dropped, dd) = by("dropped");
+    let c = &report.counts;
+    let (filtered, fd) = category(&c.filtered);
+    let (incomplete, id) = category(&c.incomplete);
+    let (dropped, dd) = category(&c.dropped);
     let _ = writeln!(
         o,
         "requests   {} seen   {} replayed   {} filtered{}",
-        stats.seen,
-        stats.replayed,
+        c.seen,
+        c.replayed,
         filtered,
-        if fd.is_empty() {
-            String::new()
-        } else {
-            format!(" ({fd})")
-        }
+        parenthesized(&fd)
     );
     let _ = writeln!(
         o,
         "           {} incomplete in capture{}   {} dropped{}",
         incomplete,
-        if id.is_empty() {
-            String::new()
-        } else {
-            format!(" ({id})")
-        },
+        parenthesized(&id),
         dropped,
-        if dd.is_empty() {
-            String::new()
-        } else {
-            format!(" ({dd})")
-        }
+        parenthesized(&dd)
     );
-    let (p, s) = (&stats.production, &stats.shadow);
+    let (p, s) = (&report.production, &report.shadow);
     let _ = writeln!(
         o,
         "\n{:<18} {:>12} {:>12} {:>12}",
         "", "production", "shadow", "change"
     );
+    let (ps, ss) = (p.status.to_array(), s.status.to_array());
     for class in 2..=5 {
-        let (a, b) = (p.status[class], s.status[class]);
         let _ = writeln!(
             o,
             "{:<18} {:>12} {:>12}",
             format!("{class}xx"),
-            pct(a, p.requests),
-            pct(b, s.requests)
+            pct(ps[class], p.requests),
+            pct(ss[class], s.requests)
         );
     }
     // As `error_rate`: requests cut because the run stopped are listed, not counted.
-    let errors = s.blamed_errors();
-    let detail = s
-        .errors
-        .iter()
-        .map(|(k, n)| match crate::replay::stats::is_ours(k) {
+    let ours = |kind: &str| Failure::from_name(kind).is_some_and(Failure::is_ours);
+    let errors = s.errors.iter().flatten();
+    let blamed: u64 = errors
+        .clone()
+        .filter(|(k, _)| !ours(k))
+        .map(|(_, n)| n)
+        .sum();
+    let detail = errors
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| match ours(k) {
             true => format!("{k} {n}, not counted"),
             false => format!("{k} {n}"),
         })
@@ -120,96 +124,96 @@ pub fn text(stats: &Stats, title: &str) -> String {
         "{:<18} {:>12} {:>12}   {}",
         "transport errors",
         "-",
-        pct(errors, s.requests),
+        pct(blamed, s.requests),
         if detail.is_empty() {
             String::new()
         } else {
             format!("({detail})")
         }
     );
-    if s.truncated > 0 {
+    let truncated = s.truncated.unwrap_or(0);
+    if truncated > 0 {
         let _ = writeln!(
             o,
             "{:<18} {:>12} {:>12}   (status and ttfb kept, total left out)",
             format!("bodies cut {} MiB", crate::replay::client::MAX_DRAIN >> 20),
             "-",
-            s.truncated
+            truncated
         );
     }
-    for (name, hp, hs) in [("ttfb", &p.ttfb, &s.ttfb), ("total", &p.total, &s.total)] {
-        for (_, label, q) in PERCENTILES.iter().chain([("max", "max", 100.0)].iter()) {
-            let (a, b) = (hp.value_at_percentile(*q), hs.value_at_percentile(*q));
-            let show =
-                |h: &Histogram<u64>, v: u64| if h.is_empty() { "-".to_string() } else { ms(v) };
+    for (name, qp, qs) in [
+        ("ttfb", &p.ttfb_us, &s.ttfb_us),
+        ("total", &p.total_us, &s.total_us),
+    ] {
+        let rows = [
+            ("p50", qp.p50, qs.p50),
+            ("p90", qp.p90, qs.p90),
+            ("p95", qp.p95, qs.p95),
+            ("p99", qp.p99, qs.p99),
+            ("p99.9", qp.p999, qs.p999),
+            ("max", qp.max, qs.max),
+        ];
+        for (label, a, b) in rows {
             let _ = writeln!(
                 o,
                 "{:<18} {:>12} {:>12} {:>12}",
                 format!("{name} {label}"),
-                show(hp, a),
-                show(hs, b),
-                if hp.is_empty() || hs.is_empty() {
-                    String::new()
-                } else {
-                    change(a, b)
+                show(a),
+                show(b),
+                match (a, b) {
+                    (Some(a), Some(b)) => change(a, b),
+                    _ => String::new(),
                 }
             );
         }
     }
+    let (mismatch, replayed) = (report.mismatch.status, c.replayed);
     let _ = writeln!(
         o,
         "status mismatches: {} ({})",
-        stats.mismatch,
-        pct(stats.mismatch, stats.replayed)
+        mismatch,
+        pct(mismatch, replayed)
     );
-    let mut kinds: Vec<_> = stats.mismatches.iter().collect();
-    kinds.sort_by(|a, b| b.1.cmp(a.1));
-    for ((route, a, b), n) in kinds.iter().take(10) {
-        let _ = writeln!(o, "  {route:<40} {a} -> {b}   x {n}");
+    let mut kinds: Vec<_> = report.mismatches.iter().collect();
+    kinds.sort_by_key(|m| std::cmp::Reverse(m.count));
+    for m in kinds.iter().take(10) {
+        let _ = writeln!(
+            o,
+            "  {:<40} {} -> {}   x {}",
+            m.route, m.production, m.shadow, m.count
+        );
     }
-    let mut routes: Vec<_> = stats.routes.iter().collect();
-    routes.sort_by(|a, b| {
-        b.1.shadow
-            .requests
-            .cmp(&a.1.shadow.requests)
-            .then(a.0.cmp(b.0))
-    });
     let _ = writeln!(
         o,
         "\n{:<40} {:>8} {:>20} {:>20} {:>16}",
         "route", "reqs", "prod p50/p99", "shadow p50/p99", "5xx prod/shadow"
     );
-    for (name, r) in routes.iter().take(20) {
-        let pair = |h: &Histogram<u64>| {
-            if h.is_empty() {
-                "-".to_string()
-            } else {
-                format!(
-                    "{}/{}",
-                    ms(h.value_at_percentile(50.0)),
-                    ms(h.value_at_percentile(99.0))
-                )
-            }
+    // The report lists the busiest routes first.
+    for r in report.routes.iter().take(20) {
+        let pair = |q: &Quantiles| match (q.p50, q.p99) {
+            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
+            _ => "-".to_string(),
         };
         let _ = writeln!(
             o,
             "{:<40} {:>8} {:>20} {:>20} {:>16}",
-            name,
+            r.route,
             r.shadow.requests,
-            pair(&r.production.ttfb),
-            pair(&r.shadow.ttfb),
+            pair(&r.production.ttfb_us),
+            pair(&r.shadow.ttfb_us),
             format!(
                 "{} / {}",
-                pct(r.production.status[5], r.production.requests),
-                pct(r.shadow.status[5], r.shadow.requests)
+                pct(r.production.status.c5xx, r.production.requests),
+                pct(r.shadow.status.c5xx, r.shadow.requests)
             )
         );
     }
-    if let Some(l) = &stats.lateness {
+    if let Some(l) = &report.schedule.lateness_us {
         let _ = writeln!(
             o,
             "\nschedule: p99 lateness {} (max {})",
-            ms(l.value_at_percentile(99.0)),
-            ms(l.max())
+            show(l.p99),
+            show(l.max)
         );
     }
     o

@@ -1,0 +1,445 @@
+//! The replay report as types (DESIGN.md "JSON report", docs/report.md): what `replay` and
+//! `mirror` write, what `shadowtap report` reads back and merges, what `--fail-if`
+//! evaluates, and what the text and HTML forms are drawn from. The JSON form is these
+//! types serialized; `docs/report.schema.json` is generated from them (a test keeps the
+//! committed file equal to the generated one).
+//!
+//! Reading is strict: an unknown key, a wrong type, a count out of range or a histogram past
+//! the bounds of [`crate::report::saved`] refuses the file, naming where.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
+
+use crate::replay::client::Failure;
+use crate::replay::select::Skip;
+use crate::replay::stats::Dropped;
+
+/// The report format's version.
+pub const VERSION: u64 = 1;
+
+/// A replay report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "shadowtap replay report",
+    description = "Written by `shadowtap replay --format json`, `--report-json` and `shadowtap report --format json`. Latencies in microseconds."
+)]
+pub struct Report {
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u64,
+    /// `replay` only, when SIGINT or SIGTERM stopped it: the signal. What was queued is
+    /// `counts.dropped.shutdown`; requests in flight at the drain deadline are the shadow
+    /// error `shutdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+    pub counts: Counts,
+    /// Replayed requests whose production response was captured, as captured.
+    pub production: Side,
+    /// Every replayed request, as the shadow answered.
+    pub shadow: Side,
+    pub mismatch: Mismatch,
+    /// Each (route, production status, shadow status) with its count: at most 10,000 kinds,
+    /// the smallest keys.
+    #[serde(deserialize_with = "mismatch_kinds")]
+    pub mismatches: Vec<MismatchKind>,
+    /// The same figures per route: at most 1,000 routes and `other`.
+    #[serde(deserialize_with = "routes")]
+    pub routes: Vec<Route>,
+    pub schedule: Schedule,
+    /// When `--fail-if` was given: each condition's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_if: Option<Vec<Verdict>>,
+    /// Written by `shadowtap mirror` only: the live capture behind the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+    /// Written by `replay` and `mirror` when `--log` or `--save-pcap` was given: what became
+    /// of each stream output. `*_written` records are in the file, whole; `*_failed` were not
+    /// written (the write failed, or came after a failure, which stops the stream); `error`
+    /// is the first failure, naming the path, or null. Any failure makes the run exit 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+}
+
+/// The accounting of every request seen: `seen = replayed + filtered + incomplete +
+/// dropped`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    pub seen: u64,
+    pub replayed: u64,
+    /// Whole requests not replayed by choice or rule, by reason.
+    #[schemars(schema_with = "filtered_schema")]
+    pub filtered: BTreeMap<String, u64>,
+    /// Selected requests not sent, by reason.
+    #[schemars(schema_with = "dropped_schema")]
+    pub dropped: BTreeMap<String, u64>,
+    /// Requests not whole in the capture, by reason.
+    #[schemars(schema_with = "incomplete_schema")]
+    pub incomplete: BTreeMap<String, u64>,
+}
+
+/// One side's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Side {
+    pub requests: u64,
+    pub status: StatusClasses,
+    /// (5xx + transport errors but `shutdown`) / requests; 0 without requests.
+    pub error_rate: f64,
+    pub ttfb_us: Quantiles,
+    pub total_us: Quantiles,
+    pub histograms: Histograms,
+    /// Shadow only: transport errors by kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "errors_schema")]
+    pub errors: Option<BTreeMap<String, u64>>,
+    /// Shadow only: answers whose body was cut at the drain cap (status and ttfb kept,
+    /// total left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u64>,
+}
+
+/// Responses by status class.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusClasses {
+    #[serde(rename = "1xx")]
+    pub c1xx: u64,
+    #[serde(rename = "2xx")]
+    pub c2xx: u64,
+    #[serde(rename = "3xx")]
+    pub c3xx: u64,
+    #[serde(rename = "4xx")]
+    pub c4xx: u64,
+    #[serde(rename = "5xx")]
+    pub c5xx: u64,
+}
+
+impl StatusClasses {
+    /// As `replay::stats::Side::status`: index 1 = 1xx ... 5 = 5xx (0, below 100, is not
+    /// reported).
+    pub fn from_array(a: [u64; 6]) -> StatusClasses {
+        StatusClasses {
+            c1xx: a[1],
+            c2xx: a[2],
+            c3xx: a[3],
+            c4xx: a[4],
+            c5xx: a[5],
+        }
+    }
+
+    pub fn to_array(&self) -> [u64; 6] {
+        [0, self.c1xx, self.c2xx, self.c3xx, self.c4xx, self.c5xx]
+    }
+}
+
+/// Percentiles of a latency, µs; null without samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quantiles {
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p50: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p90: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p95: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p99: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p999: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub max: Option<u64>,
+}
+
+/// Both latency histograms of a side.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Histograms {
+    pub ttfb: SavedHistogram,
+    pub total: SavedHistogram,
+}
+
+/// A latency histogram as saved: HdrHistogram V2 + DEFLATE, base64. Kept encoded until it
+/// is needed, then decoded within the bounds of [`crate::report::saved`]: a saved report can
+/// hold four thousand of them, and decoded together they would take gigabytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SavedHistogram(String);
+
+impl SavedHistogram {
+    pub fn encode(h: &Histogram<u64>) -> SavedHistogram {
+        SavedHistogram(crate::report::saved::encode(h))
+    }
+
+    pub fn decode(&self) -> anyhow::Result<Histogram<u64>> {
+        crate::report::saved::histogram(&self.0)
+    }
+}
+
+impl JsonSchema for SavedHistogram {
+    fn schema_name() -> Cow<'static, str> {
+        "histogram".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "HdrHistogram V2 + DEFLATE, base64 (HISTFAAA...)"
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mismatch {
+    /// Replayed requests whose production and shadow statuses differ.
+    pub status: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MismatchKind {
+    /// The route, or `other` for a route past the cap.
+    pub route: String,
+    pub production: u16,
+    pub shadow: u16,
+    #[schemars(range(min = 1))]
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Method and normalised path, or `other`.
+    pub route: String,
+    pub production: Side,
+    pub shadow: Side,
+    pub mismatch: Mismatch,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// How late requests left against their intended time, µs; null when nothing was sent.
+    #[schemars(required, schema_with = "nullable::<Quantiles>")]
+    pub lateness_us: Option<Quantiles>,
+    #[schemars(required, schema_with = "nullable::<SavedHistogram>")]
+    pub histogram: Option<SavedHistogram>,
+}
+
+/// One `--fail-if` condition's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub condition: String,
+    /// The left side's value; null when it has none.
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub left: Option<f64>,
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub right: Option<f64>,
+    pub crossed: bool,
+    /// Why the condition could not be evaluated (no samples, a NaN operand, fewer requests
+    /// than it needs); the run then exits 4. Absent when it was evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_evaluated: Option<String>,
+}
+
+/// The live capture behind a `mirror` report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    pub interface: String,
+    #[schemars(range(min = 0))]
+    pub seconds: f64,
+    pub packets: u64,
+    /// Dropped by the kernel: the capture buffer was full.
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    /// Requests carrying `X-Shadowtap-Replay`, never mirrored.
+    pub own_traffic: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// The `--log` file: JSON lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOutput>,
+    /// `mirror --save-pcap`: pcap records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_pcap: Option<PcapOutput>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogOutput {
+    pub path: String,
+    pub lines_written: u64,
+    pub lines_failed: u64,
+    #[schemars(required, schema_with = "nullable::<String>")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PcapOutput {
+    pub path: String,
+    pub packets_written: u64,
+    pub packets_failed: u64,
+    #[schemars(required, schema_with = "nullable::<String>")]
+    pub error: Option<String>,
+}
+
+impl From<&crate::output::Summary> for LogOutput {
+    fn from(s: &crate::output::Summary) -> LogOutput {
+        LogOutput {
+            path: s.path.display().to_string(),
+            lines_written: s.written,
+            lines_failed: s.failed,
+            error: s.error.clone(),
+        }
+    }
+}
+
+impl From<&crate::output::Summary> for PcapOutput {
+    fn from(s: &crate::output::Summary) -> PcapOutput {
+        PcapOutput {
+            path: s.path.display().to_string(),
+            packets_written: s.written,
+            packets_failed: s.failed,
+            error: s.error.clone(),
+        }
+    }
+}
+
+/// A list of at most `most` items, refused past that before the rest is decoded (a route
+/// holds four histograms: decoding thousands of them would take gigabytes). Only counted
+/// past the bound, so the error says how many there are.
+fn at_most<'de, D, T>(d: D, most: usize, what: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T> {
+        most: usize,
+        what: &'static str,
+        items: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {} {}", self.most, self.what)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while items.len() < self.most {
+                match seq.next_element()? {
+                    Some(item) => items.push(item),
+                    None => return Ok(items),
+                }
+            }
+            let mut n = items.len();
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            if n > self.most {
+                return Err(serde::de::Error::custom(format!(
+                    "{n} {}, more than the {} a report holds",
+                    self.what, self.most
+                )));
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Bounded {
+        most,
+        what,
+        items: std::marker::PhantomData,
+    })
+}
+
+fn routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
+    at_most(d, crate::report::saved::MAX_ROUTES, "routes")
+}
+
+fn mismatch_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MismatchKind>, D::Error> {
+    at_most(d, crate::report::saved::MAX_MISMATCHES, "mismatch kinds")
+}
+
+/// `T` or null: a value always written, null when there is none.
+fn nullable<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    let inner = generator.subschema_for::<T>();
+    json_schema!({"anyOf": [inner, {"type": "null"}]})
+}
+
+/// A map of counts whose keys are `names`, each optional.
+fn counts_of(names: &[&str], description: &str, required: bool) -> Schema {
+    let mut properties = serde_json::Map::new();
+    for name in names {
+        properties.insert(
+            (*name).into(),
+            serde_json::json!({"type": "integer", "minimum": 0}),
+        );
+    }
+    let mut schema = json_schema!({
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "additionalProperties": false
+    });
+    if required {
+        schema.insert("required".into(), serde_json::json!(names));
+    }
+    schema
+}
+
+fn skip_names(category: &str) -> Vec<&'static str> {
+    Skip::ALL
+        .iter()
+        .filter(|s| s.category() == category)
+        .map(|s| s.name())
+        .collect()
+}
+
+fn filtered_schema(_: &mut SchemaGenerator) -> Schema {
+    counts_of(
+        &skip_names("filtered"),
+        "Whole requests not replayed by choice or rule, by reason.",
+        false,
+    )
+}
+
+fn incomplete_schema(_: &mut SchemaGenerator) -> Schema {
+    counts_of(
+        &skip_names("incomplete"),
+        "Requests not whole in the capture, by reason.",
+        false,
+    )
+}
+
+fn dropped_schema(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = Dropped::ALL.iter().map(|d| d.name()).collect();
+    counts_of(&names, "Selected requests not sent, by reason.", false)
+}
+
+fn errors_schema(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = Failure::ALL.iter().map(|f| f.name()).collect();
+    counts_of(
+        &names,
+        "Shadow only: transport errors by kind. `shutdown` (unanswered when the drain deadline passed) is the run's doing, not the shadow's: it is in neither `error_rate` nor the `shadow.errors` total `--fail-if` compares.",
+        true,
+    )
+}
+
+/// The JSON Schema of [`Report`], as `docs/report.schema.json` holds it.
+pub fn schema() -> Schema {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<Report>()
+}
