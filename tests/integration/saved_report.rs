@@ -179,3 +179,34 @@ fn a_report_with_more_routes_than_any_run_writes_is_refused() {
     assert_refused(&path, "1002 routes");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_report_whose_values_do_not_fit_their_keys_is_refused_not_cut_to_fit() {
+    // Read by hand, a status of 70000 was cast to 4464, a count of -5 became 0, an unknown
+    // reason became a reason of its own and a misspelt key was ignored.
+    let d = dir("types");
+    let good = report(&good_histogram(), 1);
+    let cases: [(&str, fn(&mut Value), &str); 4] = [
+        (
+            "status.json",
+            |r| {
+                r["mismatches"] =
+                    json!([{"route": "GET /r0", "production": 70000, "shadow": 500, "count": 1}])
+            },
+            "70000",
+        ),
+        ("count.json", |r| r["counts"]["seen"] = json!(-5), "-5"),
+        (
+            "reason.json",
+            |r| r["counts"]["filtered"]["because"] = json!(1),
+            "because",
+        ),
+        ("key.json", |r| r["shadoww"] = json!({}), "shadoww"),
+    ];
+    for (name, spoil, why) in cases {
+        let mut r = good.clone();
+        spoil(&mut r);
+        assert_refused(&write(&d, name, &r), why);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
