@@ -231,7 +231,7 @@ impl Capture {
 
 /// A counter family with a single, unlabelled series. `name` is without `_total`, which
 /// the encoder adds.
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result {
+pub(crate) fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result {
     e.encode_descriptor(name, help, None, MetricType::Counter)?
         .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }

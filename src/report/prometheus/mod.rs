@@ -14,6 +14,8 @@ use prometheus_client::registry::Registry;
 
 use crate::replay::stats::Stats;
 
+pub(crate) use families::counter;
+
 /// The `Content-Type` of what [`encode`] writes.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
