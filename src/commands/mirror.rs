@@ -190,14 +190,25 @@ pub fn run_with_banner(
     })?;
     let counts = Arc::new(CaptureCounts::default());
     let local = Arc::new(CaptureSkips::default());
-    if let Some(listener) = metrics {
-        let (shards, local, counts) = (engine.stats_handle(), local.clone(), counts.clone());
-        metrics_server::spawn(listener, metrics_server::Limits::default(), move || {
-            let mut stats = shards.take();
-            stats.merge(&local.stats());
-            prometheus::exposition(&stats, &counts.prometheus())
-        })?;
-    }
+    // The metrics endpoint serves until the run's figures are final, then stops with its
+    // connections; it stops too when this function returns early (`stop_metrics` dropped).
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = match metrics {
+        Some(listener) => {
+            let (shards, local, counts) = (engine.stats_handle(), local.clone(), counts.clone());
+            let render = move |registry: &mut _| {
+                let mut stats = shards.take();
+                stats.merge(&local.stats());
+                prometheus::register(registry, &stats, &counts.prometheus());
+            };
+            let stopped = async move {
+                let _ = metrics_stopped.await;
+            };
+            let limits = metrics_server::Limits::default();
+            Some(metrics_server::spawn(listener, limits, render, stopped)?)
+        }
+        None => None,
+    };
     let mut status = StatusLines::start(engine.stats_handle(), local.clone(), counts.clone())?;
     write!(out, "{banner}")?;
     out.flush()?;
@@ -325,6 +336,10 @@ pub fn run_with_banner(
     // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
     shutdown.drain(settings.drain_timeout);
     let (mut stats, tls_error) = engine.into_inner().finish()?;
+    drop(stop_metrics);
+    if let Some(server) = metrics {
+        server.join();
+    }
     stats.merge(&local.stats());
     if let Some(e) = tls_error {
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;

@@ -1,18 +1,37 @@
-//! The `/metrics` endpoint (`mirror --metrics ADDR`): a deliberately small HTTP/1.1 server
-//! that answers `GET /metrics` with what a render function returns (the Prometheus text
-//! format) and closes the connection.
+//! The `/metrics` endpoint (`mirror --metrics ADDR`): hyper's HTTP/1.1 server answering
+//! `GET /metrics` with the families a render function registers (the Prometheus text format,
+//! written by prometheus-client), one request per connection.
 //!
-//! Connections are served concurrently, one thread each, at most [`Limits::connections`] at a
-//! time: beyond that a connection is closed at once and counted, so a scraper opening too many
-//! cannot take more. Each connection has one deadline for its whole request head and a cap on
-//! its size, so a client dribbling a byte at a time holds only its own slot, and only until
-//! the deadline. The listener is given, so tests bind `127.0.0.1:0` and drive it in-process.
+//! Connections are served concurrently, on the endpoint's own thread, at most
+//! [`Limits::connections`] at a time: beyond that a connection is closed at once and counted,
+//! so a scraper opening too many cannot take more. Each connection has one deadline for its
+//! whole request head and a cap on its size, so a client dribbling a byte at a time holds
+//! only its own slot, and only until the deadline; the whole connection, response included,
+//! has a deadline too. The listener and the shutdown are given by the caller: tests bind
+//! `127.0.0.1:0` and drive it in-process, and `mirror` stops it when its run ends.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::report::prometheus;
 
 /// The bounds of the endpoint.
 #[derive(Clone, Copy, Debug)]
@@ -21,10 +40,13 @@ pub struct Limits {
     pub connections: usize,
     /// Time for a whole request head, from accept to its blank line.
     pub head_deadline: Duration,
-    /// Largest request head read, in bytes.
+    /// Largest request head read, in bytes; a larger one is answered `431` and closed.
     pub max_head: usize,
-    /// Time for the response to be written.
+    /// Time for the response to be written: a connection is closed, whatever it is doing,
+    /// `head_deadline + write_timeout` after it was accepted.
     pub write_timeout: Duration,
+    /// Time open connections get to finish once shutdown is signalled; then they are cut.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -34,9 +56,17 @@ impl Default for Limits {
             head_deadline: Duration::from_secs(5),
             max_head: 8 * 1024,
             write_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 }
+
+/// hyper's smallest allowed connection buffer (`http1::Builder::max_buf_size`).
+const MIN_BUFFER: usize = 8 * 1024;
+
+/// Pause after a failed accept (out of file descriptors, say), so that the loop does not
+/// spin while the condition lasts.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
 /// What the endpoint counts about itself, reported with the metrics it serves.
 #[derive(Debug, Default)]
@@ -45,25 +75,109 @@ pub struct Counts {
     pub open: AtomicUsize,
     /// Connections closed at once because [`Limits::connections`] were open.
     pub refused: AtomicU64,
-    /// Connections closed because their request head missed the deadline or the size cap.
+    /// Connections closed because their request head missed the deadline or the size cap,
+    /// or ended before it was whole.
     pub bad_heads: AtomicU64,
 }
 
-/// Starts serving `listener` on a thread of its own until the process ends; `render` makes
-/// the body of each scrape.
-pub fn spawn<F>(listener: TcpListener, limits: Limits, render: F) -> std::io::Result<Arc<Counts>>
-where
-    F: Fn() -> String + Send + Sync + 'static,
-{
-    let counts = Arc::new(Counts::default());
-    let (c, render) = (counts.clone(), Arc::new(render));
-    std::thread::Builder::new()
-        .name("shadowtap-metrics".into())
-        .spawn(move || accept(listener, limits, &c, &render))?;
-    Ok(counts)
+/// A server started by [`spawn`].
+#[derive(Debug)]
+pub struct Running {
+    pub counts: Arc<Counts>,
+    thread: std::thread::JoinHandle<()>,
 }
 
-/// Releases a connection's slot when its thread ends, however it ends.
+impl Running {
+    /// Waits for the server to end: within twice [`Limits::shutdown_grace`] after its
+    /// shutdown future completes.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// Serves `listener` on a thread of its own until `shutdown` completes; `render` adds the
+/// families of each scrape to its registry.
+pub fn spawn<F, S>(
+    listener: std::net::TcpListener,
+    limits: Limits,
+    render: F,
+    shutdown: S,
+) -> std::io::Result<Running>
+where
+    F: Fn(&mut Registry) + Send + Sync + 'static,
+    S: Future<Output = ()> + Send + 'static,
+{
+    // One thread serves the connections; renders run on at most one blocking thread per
+    // connection.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(limits.connections.max(1))
+        .build()?;
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let thread = std::thread::Builder::new()
+        .name("shadowtap-metrics".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, limits, c, Arc::new(render), shutdown));
+            // A render still running is left to finish on its own.
+            runtime.shutdown_timeout(limits.shutdown_grace);
+        })?;
+    Ok(Running { counts, thread })
+}
+
+/// Accepts and serves connections until `shutdown` completes; then stops accepting (the
+/// listener is closed), gives open connections [`Limits::shutdown_grace`] to finish and cuts
+/// the rest.
+async fn serve<F, S>(
+    listener: TcpListener,
+    limits: Limits,
+    counts: Arc<Counts>,
+    render: Arc<F>,
+    shutdown: S,
+) where
+    F: Fn(&mut Registry) + Send + Sync + 'static,
+    S: Future<Output = ()>,
+{
+    let graceful = GracefulShutdown::new();
+    // One task per connection, at most `limits.connections`; finished ones are reaped.
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(ACCEPT_PAUSE).await;
+            continue;
+        };
+        if counts.open.fetch_add(1, Ordering::Relaxed) >= limits.connections {
+            counts.open.fetch_sub(1, Ordering::Relaxed);
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            continue; // dropping `stream` closes it
+        }
+        let slot = Slot(counts.clone());
+        connections.spawn(connection(
+            stream,
+            limits,
+            slot,
+            render.clone(),
+            graceful.watcher(),
+        ));
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    connections.shutdown().await;
+}
+
+/// Releases a connection's slot when its task ends, however it ends (cut at shutdown too).
 struct Slot(Arc<Counts>);
 
 impl Drop for Slot {
@@ -72,221 +186,111 @@ impl Drop for Slot {
     }
 }
 
-fn accept<F>(listener: TcpListener, limits: Limits, counts: &Arc<Counts>, render: &Arc<F>)
-where
-    F: Fn() -> String + Send + Sync + 'static,
+/// Serves one connection: one request head within the deadline, its answer, and close.
+async fn connection<F>(
+    stream: TcpStream,
+    limits: Limits,
+    slot: Slot,
+    render: Arc<F>,
+    watcher: Watcher,
+) where
+    F: Fn(&mut Registry) + Send + Sync + 'static,
 {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else {
-            continue;
-        };
-        if counts.open.fetch_add(1, Ordering::Relaxed) >= limits.connections {
-            counts.open.fetch_sub(1, Ordering::Relaxed);
-            counts.refused.fetch_add(1, Ordering::Relaxed);
-            continue; // dropping `conn` closes it
+    let counts = slot.0.clone();
+    let service = service_fn(move |request| {
+        let (counts, render) = (counts.clone(), render.clone());
+        async move { Ok::<_, Infallible>(respond(&request, counts, render).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.head_deadline)
+        .max_header_size(limits.max_head)
+        .max_buf_size(limits.max_head.max(MIN_BUFFER))
+        .keep_alive(false);
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+    // Kept here (not moved into the timeout) so that the connection is closed only after its
+    // end has been counted.
+    let mut conn = pin!(conn);
+    let whole = limits.head_deadline.saturating_add(limits.write_timeout);
+    if let Ok(Err(e)) = tokio::time::timeout(whole, conn.as_mut()).await {
+        if e.is_timeout() || e.is_parse() || e.is_parse_too_large() || e.is_incomplete_message() {
+            slot.0.bad_heads.fetch_add(1, Ordering::Relaxed);
         }
-        let slot = Slot(counts.clone());
-        let render = render.clone();
-        let spawned = std::thread::Builder::new()
-            .name("shadowtap-metrics-conn".into())
-            .spawn(move || {
-                let counts = slot.0.clone();
-                serve(conn, limits, &counts, &*render);
-                drop(slot);
-            });
-        if spawned.is_err() {
-            counts.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The answer to one request: the metrics for `GET /metrics` (any query), 404 otherwise.
+async fn respond<F>(
+    request: &Request<Incoming>,
+    counts: Arc<Counts>,
+    render: Arc<F>,
+) -> Response<Full<Bytes>>
+where
+    F: Fn(&mut Registry) + Send + Sync + 'static,
+{
+    if request.method() != Method::GET || request.uri().path() != "/metrics" {
+        return status(StatusCode::NOT_FOUND);
+    }
+    // `render` may block (it asks the replay shards for their figures), so it runs on the
+    // runtime's blocking threads, never on the thread serving the connections.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let mut registry = Registry::default();
+        render(&mut registry);
+        registry.register_collector(Box::new(Own::of(&counts)));
+        prometheus::encode(&registry)
+    })
+    .await;
+    let Ok(body) = rendered else {
+        return status(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(prometheus::CONTENT_TYPE),
+    );
+    response
+}
+
+/// An empty answer with `code`.
+fn status(code: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = code;
+    response
+}
+
+/// The endpoint's own counters, as one scrape sees them.
+#[derive(Debug)]
+struct Own {
+    refused: u64,
+    bad_heads: u64,
+}
+
+impl Own {
+    fn of(counts: &Counts) -> Own {
+        Own {
+            refused: counts.refused.load(Ordering::Relaxed),
+            bad_heads: counts.bad_heads.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Reads one request head within the deadline and answers it.
-fn serve(mut conn: TcpStream, limits: Limits, counts: &Counts, render: &dyn Fn() -> String) {
-    let Some(head) = read_head(&mut conn, limits) else {
-        counts.bad_heads.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let wanted = head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?");
-    let response = if wanted {
-        let body = render() + &own_metrics(counts);
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    } else {
-        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-    };
-    let _ = conn.set_write_timeout(Some(limits.write_timeout));
-    let _ = conn.write_all(response.as_bytes());
-}
-
-/// The request head, or `None` when it is not whole by the deadline, too large, or the
-/// connection ends first.
-fn read_head(conn: &mut TcpStream, limits: Limits) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + limits.head_deadline;
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() >= limits.max_head {
-            return None;
-        }
-        let left = deadline.checked_duration_since(Instant::now())?;
-        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
-            return None;
-        }
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Some(head)
-}
-
-/// The endpoint's own counters, in the exposition format.
-fn own_metrics(counts: &Counts) -> String {
-    let mut o = String::new();
-    for (name, help, value) in [
-        (
-            "shadowtap_metrics_connections_refused_total",
+impl Collector for Own {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        prometheus::counter(
+            &mut e,
+            "shadowtap_metrics_connections_refused",
             "Metrics connections closed at once because the most allowed were open.",
-            counts.refused.load(Ordering::Relaxed),
-        ),
-        (
-            "shadowtap_metrics_bad_requests_total",
+            self.refused,
+        )?;
+        prometheus::counter(
+            &mut e,
+            "shadowtap_metrics_bad_requests",
             "Metrics connections closed because the request head was late or too large.",
-            counts.bad_heads.load(Ordering::Relaxed),
-        ),
-    ] {
-        o += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+            self.bad_heads,
+        )
     }
-    o
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::mpsc;
-
-    use super::*;
-
-    /// Hang guard for every read: generous, never an assertion on time.
-    const GUARD: Duration = Duration::from_secs(30);
-
-    fn start(limits: Limits) -> (std::net::SocketAddr, Arc<Counts>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let counts = spawn(listener, limits, || "shadowtap_up 1\n".to_string()).unwrap();
-        (addr, counts)
-    }
-
-    fn scrape(addr: std::net::SocketAddr) -> String {
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(GUARD)).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        c.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    #[test]
-    fn a_scrape_gets_the_rendered_metrics() {
-        let (addr, _) = start(Limits::default());
-        let text = scrape(addr);
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-        assert!(text.contains("\r\n\r\nshadowtap_up 1\n"), "{text}");
-        assert!(text.contains("shadowtap_metrics_connections_refused_total 0\n"));
-    }
-
-    #[test]
-    fn a_client_dribbling_bytes_does_not_block_another_scrape() {
-        // A deadline longer than the test, so only concurrency can answer the second client.
-        let limits = Limits {
-            head_deadline: Duration::from_secs(120),
-            ..Limits::default()
-        };
-        let (addr, _) = start(limits);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (started, dribbling) = mpsc::channel();
-        let slow = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut c = TcpStream::connect(addr).unwrap();
-                // One byte every 1.5 s, bounded in count, until the test is done.
-                for (i, b) in b"GET /metrics HTTP/1.1\r\n".iter().enumerate() {
-                    if stop.load(Ordering::Relaxed) || c.write_all(&[*b]).is_err() {
-                        break;
-                    }
-                    if i == 0 {
-                        started.send(()).unwrap();
-                    }
-                    std::thread::sleep(Duration::from_millis(1500));
-                }
-                stop.load(Ordering::Relaxed)
-            })
-        };
-        dribbling.recv_timeout(GUARD).unwrap();
-        let text = scrape(addr);
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-        assert!(!slow.is_finished(), "the slow client was still sending");
-        stop.store(true, Ordering::Relaxed);
-        assert!(
-            slow.join().unwrap(),
-            "the slow client ended before it was told to"
-        );
-    }
-
-    #[test]
-    fn a_request_head_is_cut_at_its_deadline() {
-        let limits = Limits {
-            head_deadline: Duration::from_millis(200),
-            ..Limits::default()
-        };
-        let (addr, counts) = start(limits);
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(GUARD)).unwrap();
-        c.write_all(b"GET /metr").unwrap();
-        // The server closes without answering: end of stream, not the guard.
-        let mut buf = [0u8; 64];
-        assert_eq!(c.read(&mut buf).unwrap(), 0);
-        assert!(scrape(addr).contains("shadowtap_metrics_bad_requests_total 1\n"));
-        assert_eq!(counts.bad_heads.load(Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn a_head_larger_than_the_cap_is_refused() {
-        let (addr, counts) = start(Limits::default());
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(GUARD)).unwrap();
-        let _ = c.write_all(&vec![b'a'; 16 * 1024]);
-        let mut text = String::new();
-        let _ = c.read_to_string(&mut text);
-        assert!(text.is_empty(), "{text}");
-        assert_eq!(counts.bad_heads.load(Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn connections_beyond_the_cap_are_closed_at_once_and_counted() {
-        let limits = Limits {
-            connections: 2,
-            head_deadline: Duration::from_secs(120),
-            ..Limits::default()
-        };
-        let (addr, counts) = start(limits);
-        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        // Bounded wait for both to be taken up by the server.
-        for _ in 0..3000 {
-            if counts.open.load(Ordering::Relaxed) == 2 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(counts.open.load(Ordering::Relaxed), 2);
-        let mut third = TcpStream::connect(addr).unwrap();
-        third.set_read_timeout(Some(GUARD)).unwrap();
-        let mut buf = [0u8; 64];
-        assert_eq!(third.read(&mut buf).unwrap_or(0), 0);
-        assert_eq!(counts.refused.load(Ordering::Relaxed), 1);
-        drop(held);
-    }
-}
+mod tests;

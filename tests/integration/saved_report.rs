@@ -186,7 +186,8 @@ fn a_report_whose_values_do_not_fit_their_keys_is_refused_not_cut_to_fit() {
     // reason became a reason of its own and a misspelt key was ignored.
     let d = dir("types");
     let good = report(&good_histogram(), 1);
-    let cases: [(&str, fn(&mut Value), &str); 4] = [
+    type Spoil = fn(&mut Value);
+    let cases: [(&str, Spoil, &str); 4] = [
         (
             "status.json",
             |r| {
