@@ -43,6 +43,22 @@ struct Conn {
     buf: Vec<u8>,
 }
 
+impl Conn {
+    /// Whether a kept connection is still fit to carry a request: nothing arrived on it
+    /// since its last response ended. Bytes no request asked for (a late second response, a
+    /// stray error page) would be taken for the next request's answer; an end of stream or
+    /// an error would fail it. Polled once without waiting: when the socket has nothing,
+    /// tokio answers from its readiness flag, without a system call.
+    fn still_idle(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = tokio::io::ReadBuf::new(&mut byte);
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending()
+    }
+}
+
 /// What every client of one shadow shares: its circuit breaker and the first TLS error.
 #[derive(Default)]
 struct Health {
@@ -187,7 +203,10 @@ impl Client {
         let deadline = TokioInstant::now() + timeout;
         // A kept-alive connection the shadow closed while idle fails at once: retry once on a
         // fresh connection, as any keep-alive client does; the time keeps running.
-        let reused = slot.conn.take();
+        let reused = slot
+            .conn
+            .take()
+            .and_then(|mut c| c.still_idle().then_some(c));
         let was_reused = reused.is_some();
         let first = std::pin::pin!(self.once(reused, request, head));
         let first = slot.within(deadline, first).await;

@@ -186,6 +186,28 @@ async fn bytes_after_a_whole_response_end_its_connection() {
     assert!(reused);
 }
 
+#[tokio::test]
+async fn bytes_arriving_on_an_idle_connection_end_it_before_it_is_reused() {
+    // A response, then, once the client has read it, bytes no request asked for: the
+    // next request must not take them for its answer.
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    let late = b"HTTP/1.1 500 Late\r\nContent-Length: 0\r\n\r\n";
+    let shadow = shadow(vec![
+        vec![send(ok), Step::Wait(Duration::from_millis(50)), send(late)],
+        vec![send(b"HTTP/1.1 204 No Content\r\n\r\n")],
+    ]);
+    let mut slot = Slot::default();
+    assert_eq!(shadow.get(&mut slot).await.map(|a| a.status), Ok(200));
+    // Bounded wait for the late bytes to be in the client's socket.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(shadow.get(&mut slot).await.map(|a| a.status), Ok(204));
+    assert_eq!(
+        shadow.connections(),
+        2,
+        "the second request went on a new connection"
+    );
+}
+
 /// Runs a never-ending exchange on `slot` with `timeout`; returns when it gave up, in ms
 /// from `t0`.
 async fn gives_up_after(slot: &mut Slot, t0: TokioInstant, timeout: u64) -> u128 {
