@@ -65,6 +65,15 @@ fn parse(args: &[&str]) -> Command {
 fn shadow(
     on_request: impl Fn(usize) + Send + Sync + 'static,
 ) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    shadow_that(true, on_request)
+}
+
+/// [`shadow`], or (`answer` false) one that reads a request and never answers it, holding
+/// the connection until the client gives up (or 10 s pass).
+fn shadow_that(
+    answer: bool,
+    on_request: impl Fn(usize) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the shadow");
     let addr = listener.local_addr().expect("shadow address");
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -73,13 +82,13 @@ fn shadow(
         for conn in listener.incoming().take(16) {
             let Ok(conn) = conn else { continue };
             let (record, on_request) = (record.clone(), on_request.clone());
-            thread::spawn(move || answer(conn, &record, &*on_request));
+            thread::spawn(move || serve(conn, answer, &record, &*on_request));
         }
     });
     (addr, seen)
 }
 
-fn answer(conn: TcpStream, record: &Mutex<Vec<String>>, on_request: &dyn Fn(usize)) {
+fn serve(conn: TcpStream, answer: bool, record: &Mutex<Vec<String>>, on_request: &dyn Fn(usize)) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = conn.try_clone() else {
         return;
@@ -114,6 +123,10 @@ fn answer(conn: TcpStream, record: &Mutex<Vec<String>>, on_request: &dyn Fn(usiz
             seen.len()
         };
         on_request(n);
+        if !answer {
+            let _ = reader.read_to_end(&mut Vec::new());
+            return;
+        }
         if writer
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             .is_err()
@@ -196,6 +209,43 @@ fn a_stop_ends_a_mirror_that_would_go_on_and_the_report_is_kept() {
     assert_eq!(report["counts"]["seen"], want, "{out}");
     assert_eq!(report["counts"]["replayed"], want, "{out}");
     assert_eq!(delivered.lock().expect("requests").len() as u64, want);
+}
+
+#[test]
+fn a_second_stop_cuts_the_mirror_drain_at_once() {
+    let stop = Stop::new();
+    let trigger = stop.clone();
+    // The shadow never answers, and the drain may take ten minutes: only the second stop,
+    // right after the first (the normal end), can end the run within the bound.
+    let (shadow, delivered) = shadow_that(false, move |_| {
+        trigger.trigger();
+        trigger.trigger();
+    });
+    let url = format!("http://{shadow}");
+    let flags = [
+        "-i",
+        "lo",
+        "--port",
+        "80",
+        "--shadow",
+        &url,
+        "--format",
+        "json",
+        "--concurrency",
+        "1",
+        "--drain-timeout",
+        "10m",
+        "--timeout",
+        "10m",
+    ];
+    let (_, out, err) = run_mirror(&flags, source(false, true), stop);
+    let report = json(&out);
+    let counts = &report["counts"];
+    let seen = counts["seen"].as_u64().expect("seen");
+    assert_eq!(counts["replayed"], 1, "{out}\n{err}");
+    assert_eq!(report["shadow"]["errors"]["shutdown"], 1, "{out}");
+    assert_eq!(counts["dropped"]["shutdown"], seen - 1, "{out}");
+    assert_eq!(delivered.lock().expect("requests").len(), 1);
 }
 
 #[test]
