@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::capture::live::{Live, Next, IDLE_WAIT};
+use crate::capture::live::{Next, Source, Stop, IDLE_WAIT};
 use crate::capture::{CaptureReader, MergedReader, PcapWriter};
 use crate::cli::CaptureArgs;
 use crate::commands::Status;
@@ -42,7 +42,16 @@ impl Written {
     }
 }
 
-pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+/// Captures the frames of `source` (libpcap on `--interface` in the binary, a capture file in
+/// tests) until `--duration`, `--count`, the end of a file source, or `stop` (which the
+/// binary triggers on SIGINT and SIGTERM).
+pub fn run(
+    args: &CaptureArgs,
+    source: &Source,
+    stop: &Stop,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
     let rotate = match args.rotate_size.as_deref().map(parse_size).transpose() {
         Ok(r) => r,
         Err(e) => {
@@ -50,7 +59,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             return Ok(Status::BadInput);
         }
     };
-    let mut live = match live_config(&args.live).and_then(|c| Live::open(&c, None)) {
+    let mut live = match live_config(&args.live).and_then(|c| source.open(&c, None, stop)) {
         Ok(l) => l,
         Err(e) => {
             writeln!(err, "shadowtap: error: {e:#}")?;
@@ -64,7 +73,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         .and_then(|_| first_rotated(&args.write));
     let created = match earlier {
         Some(p) => Err(OutputError::Exists { path: p }),
-        None => PcapWriter::create(&path, live.link, args.force),
+        None => PcapWriter::create(&path, live.link(), args.force),
     };
     let mut writer = match created {
         Ok(w) => w,
@@ -89,11 +98,11 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         err,
         "shadowtap: capturing on {} ({}) to {}",
         args.live.interface,
-        live.filter,
+        live.filter(),
         args.write.display()
     )?;
 
-    let link = live.link;
+    let link = live.link();
     let mut written = 24u64;
     let mut files = 1u32;
     let mut paths = vec![path.clone()];
@@ -151,7 +160,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     }
     drop(writer);
     let drops = live.drops();
-    let seconds = live.started.elapsed().as_secs_f64();
+    let seconds = live.started().elapsed().as_secs_f64();
     let counted = match (args.count, first) {
         (Some(_), _) => format!("{exchanges} HTTP exchanges"),
         (None, Some(first)) => match count_exchanges(first, &paths[1..], &limits) {

@@ -258,7 +258,12 @@ fn live_client(v1: SocketAddr, client: usize) -> std::io::Result<()> {
 
 /// `demo --live`: embedded v1 and v2 servers and clients driving v1 on loopback; libpcap on
 /// `lo` mirrors v1's traffic to v2 and the report compares them.
-pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+/// `stop` ends the capture early (the binary triggers it on SIGINT and SIGTERM).
+pub fn run_live(
+    stop: &crate::capture::live::Stop,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
     let v1 = start_server(false)?;
     let v2 = start_server(true)?;
     let seconds = LIVE_WARMUP + LIVE_PAUSE * LIVE_REQUESTS as u32 + Duration::from_secs(1);
@@ -296,7 +301,14 @@ pub fn run_live(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Stat
             .filter(Result::is_err)
             .count()
     });
-    let status = super::mirror::run_with_banner(*args, &banner, out, err)?;
+    let status = super::mirror::run_with_banner(
+        *args,
+        &banner,
+        &crate::capture::live::Source::Interface,
+        stop,
+        out,
+        err,
+    )?;
     if status == Status::BadInput {
         // The capture could not be opened (and said why): the clients are not waited for.
         return Ok(status);

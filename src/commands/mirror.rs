@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::capture::filter::BpfFilter;
-use crate::capture::live::{port_filter, Live, Next, IDLE_WAIT};
+use crate::capture::live::{port_filter, Next, Source, Stop, IDLE_WAIT};
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs};
 use crate::commands::outputs::Outputs;
@@ -70,8 +70,18 @@ fn local_target(guard: &Guard, live: &LiveArgs) -> Option<String> {
     ))
 }
 
-pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
-    run_with_banner(args, "", out, err)
+/// Mirrors the frames of `source` (libpcap on `--interface` in the binary, a capture file in
+/// tests) until `--duration`, the end of a file source, or `stop`: the first trigger ends the
+/// capture and starts the drain, a second one (or the first during the drain) cuts it. The
+/// binary triggers `stop` on SIGINT and SIGTERM.
+pub fn run(
+    args: MirrorArgs,
+    source: &Source,
+    stop: &Stop,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Status> {
+    run_with_banner(args, "", source, stop, out, err)
 }
 
 /// [`run`], printing `banner` on `out` once the capture is open (`demo --live`'s
@@ -79,6 +89,8 @@ pub fn run(args: MirrorArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
 pub fn run_with_banner(
     args: MirrorArgs,
     banner: &str,
+    source: &Source,
+    stop: &Stop,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
@@ -124,7 +136,7 @@ pub fn run_with_banner(
         }
         None => Some(target.guard.own_traffic_filter(shadow.addr)),
     };
-    let opened = live_config(&args.live).and_then(|c| Live::open(&c, own.as_deref()));
+    let opened = live_config(&args.live).and_then(|c| source.open(&c, own.as_deref(), stop));
     let mut live = match opened {
         Ok(l) => l,
         Err(e) => {
@@ -145,7 +157,7 @@ pub fn run_with_banner(
     // Everything that needs privilege or a path is opened before `--user` drops privilege;
     // a path refused or not creatable stops the run before it starts.
     let (mut save, mut outputs) =
-        match open_outputs(args.save_pcap.as_deref(), &settings, live.link) {
+        match open_outputs(args.save_pcap.as_deref(), &settings, live.link()) {
             Ok(o) => o,
             Err(e) => {
                 writeln!(err, "shadowtap: error: {e}")?;
@@ -179,15 +191,16 @@ pub fn run_with_banner(
         shards: None,
         unpaced: false,
     })?;
-    // A signal ends the capture (the normal end of a run, seen by `live`); one that comes
-    // while the engine drains (a second one, or the first after --duration) ends the drain.
+    // A stop (SIGINT, SIGTERM) ends the capture (the normal end of a run, seen by `live`);
+    // one that comes while the engine drains (a second one, or the first after --duration)
+    // ends the drain.
     let shutdown = engine.shutdown();
     let on_signal = shutdown.clone();
-    let _interrupts = super::Interrupts::watch(move |_, n| {
+    let _watching = stop.on_trigger(move |n| {
         if n >= 2 || on_signal.draining() {
             on_signal.cut();
         }
-    })?;
+    });
     let counts = Arc::new(CaptureCounts::default());
     let local = Arc::new(CaptureSkips::default());
     // The metrics endpoint serves until the run's figures are final, then stops with its
@@ -215,7 +228,9 @@ pub fn run_with_banner(
     writeln!(
         err,
         "shadowtap: mirroring {} ({}) to {}",
-        args.live.interface, live.filter, settings.shadow_authority
+        args.live.interface,
+        live.filter(),
+        settings.shadow_authority
     )?;
 
     let limits = settings.limits.clone();
@@ -346,7 +361,7 @@ pub fn run_with_banner(
     }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
-    let seconds = live.started.elapsed().as_secs_f64();
+    let seconds = live.started().elapsed().as_secs_f64();
     let mut report = render::report(&stats);
     report.capture = Some(model::Capture {
         interface: args.live.interface.clone(),

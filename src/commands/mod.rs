@@ -14,6 +14,13 @@ pub mod replay;
 pub mod report;
 mod verdict;
 
+/// `mirror` and `capture` over a capture file (a file of its own, under `tests/`, so the
+/// import rule does not take it for a command).
+#[cfg(test)]
+#[path = "tests/live.rs"]
+mod live_tests;
+
+use crate::capture::live::{Source, Stop};
 use crate::cli::{Cli, Command};
 
 /// How a command ended, as the process exit code DESIGN.md specifies ("Exit codes").
@@ -55,6 +62,14 @@ impl Signal {
             libc::SIGINT => Some(Signal::Int),
             libc::SIGTERM => Some(Signal::Term),
             _ => None,
+        }
+    }
+
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Int => libc::SIGINT,
+            Signal::Term => libc::SIGTERM,
         }
     }
 
@@ -160,6 +175,22 @@ impl Drop for Interrupts {
     }
 }
 
+/// A live run's [`Stop`], triggered by each SIGINT and SIGTERM once the capture is open (before,
+/// the signal ends the process), for as long as the returned [`Interrupts`] lives.
+fn stop_on_signals() -> anyhow::Result<(Stop, Interrupts)> {
+    let stop = Stop::new();
+    let on_signal = stop.clone();
+    let interrupts = Interrupts::watch(move |signal, _| {
+        if on_signal.armed() {
+            on_signal.trigger();
+        } else {
+            // Before the capture is open nothing would be lost: the signal ends the process.
+            let _ = signal_hook::low_level::emulate_default_handler(signal.number());
+        }
+    })?;
+    Ok((stop, interrupts))
+}
+
 /// Runs the command the user asked for, writing to the process's stdout and stderr.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let stdout = std::io::stdout();
@@ -199,10 +230,29 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                 &mut std::io::stderr(),
             )
         }
-        Command::Mirror(args) => mirror::run(*args, &mut stdout.lock(), &mut std::io::stderr()),
-        Command::Capture(args) => capture::run(&args, &mut stdout.lock(), &mut std::io::stderr()),
+        Command::Mirror(args) => {
+            let (stop, _interrupts) = stop_on_signals()?;
+            mirror::run(
+                *args,
+                &Source::Interface,
+                &stop,
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )
+        }
+        Command::Capture(args) => {
+            let (stop, _interrupts) = stop_on_signals()?;
+            capture::run(
+                &args,
+                &Source::Interface,
+                &stop,
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )
+        }
         Command::Demo(args) if args.live => {
-            demo::run_live(&mut stdout.lock(), &mut std::io::stderr())
+            let (stop, _interrupts) = stop_on_signals()?;
+            demo::run_live(&stop, &mut stdout.lock(), &mut std::io::stderr())
         }
         Command::Demo(_) => demo::run(&mut stdout.lock(), &mut std::io::stderr()),
         Command::Report(args) => report::run(&args, &mut stdout.lock(), &mut stderr.lock()),
