@@ -42,6 +42,16 @@ pub struct ReportArgs {
     /// Write to this file instead of stdout (written whole, then renamed over PATH).
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+
+    /// Merge reports of runs against different shadows (refused otherwise: their figures
+    /// measure different services).
+    #[arg(long)]
+    pub allow_mixed: bool,
+
+    /// Merge a run that is already in the merge again (refused otherwise: its requests
+    /// would count twice).
+    #[arg(long)]
+    pub allow_repeats: bool,
 }
 
 #[derive(Debug, clap::Args)]

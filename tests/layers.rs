@@ -20,7 +20,7 @@ const LAYERS: &[&str] = &[
 ];
 
 /// Modules under `commands/` that are not commands: what the commands share.
-const SHARED: &[&str] = &["mod", "outputs", "verdict"];
+const SHARED: &[&str] = &["mod", "outputs", "verdict", "describe"];
 
 /// Commands allowed to run other commands, and why: `demo` is `replay` and `mirror` run on
 /// its embedded capture and servers.

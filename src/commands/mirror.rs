@@ -22,7 +22,7 @@ use crate::capture::live::{port_filter, Next, Source, Stop, IDLE_WAIT};
 use crate::capture::{Frame, LinkType, PcapWriter, Timestamp};
 use crate::cli::{LiveArgs, MirrorArgs};
 use crate::commands::outputs::Outputs;
-use crate::commands::{verdict, Status};
+use crate::commands::{describe, verdict, Status};
 use crate::http1::{Exchange, HttpCounters, Tracker};
 use crate::output::{OutputError, Stream};
 use crate::pipeline::Chain;
@@ -94,6 +94,7 @@ pub fn run_with_banner(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Status> {
+    let started = describe::now();
     let interval = parse_duration(&args.interval);
     let settings = ReplaySettings::for_mirror(args.shadow);
     let (settings, interval) = match (settings, interval) {
@@ -144,6 +145,7 @@ pub fn run_with_banner(
             return Ok(Status::BadInput);
         }
     };
+    let capture_opened = describe::now();
     let metrics = match args.metrics {
         Some(addr) => match TcpListener::bind(addr) {
             Ok(l) => Some(l),
@@ -343,6 +345,7 @@ pub fn run_with_banner(
         hand_over(chain.sink().counters(), &mut handed, &local, &counts);
     }
     status.end(err)?;
+    let capture_closed = describe::now();
     let saved = save.as_mut().map(|w| w.stream_mut().finish());
     let (k, i) = live.drops();
     counts.kernel_drops.store(k, Ordering::Relaxed);
@@ -363,6 +366,18 @@ pub fn run_with_banner(
     let capture = counts.prometheus();
     let seconds = live.started().elapsed().as_secs_f64();
     let mut report = render::report(&stats);
+    let interface = describe::unhashed(args.live.interface.clone(), None);
+    let captured = model::Span {
+        start: capture_opened,
+        end: capture_closed,
+    };
+    report.runs = vec![describe::run(
+        "mirror",
+        &settings,
+        vec![interface],
+        Some(captured),
+        started,
+    )];
     report.capture = Some(model::Capture {
         interface: args.live.interface.clone(),
         seconds,

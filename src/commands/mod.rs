@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod demo;
+mod describe;
 pub mod inspect;
 pub mod mirror;
 mod outputs;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::capture::{CaptureReader, MergedReader};
+use crate::capture::{CaptureReader, MergedReader, Timestamp};
 use crate::cli::Progress;
 use crate::commands::outputs::Outputs;
-use crate::commands::{verdict, Signal, Status};
+use crate::commands::{describe, verdict, Signal, Status};
 use crate::http1::Tracker;
 use crate::pipeline::{self, Chain, Filter, Notes};
 use crate::replay::engine::{self, Engine};
@@ -26,7 +26,7 @@ use crate::replay::schedule::Scheduler;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::replay::target::{Guard, LocalAddrs, ProductionTarget, ServerScan, Shadow, Watch};
-use crate::report::model;
+use crate::report::model::{self, Input};
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -95,6 +95,8 @@ fn progress(
 /// of files that could not be opened, and what the capture side had to say.
 struct Fed {
     skipped: Stats,
+    /// The first and last frame's time.
+    captured: Option<(Timestamp, Timestamp)>,
     open_errors: Vec<String>,
     notes: Notes,
 }
@@ -141,7 +143,11 @@ fn feed(
         watch,
     );
     let mut since_update = 0u64;
+    let mut captured: Option<(Timestamp, Timestamp)> = None;
     pipeline::drive(&mut frames, &mut filter, &mut chain, |frame| {
+        let (first, last) = captured.get_or_insert((frame.ts, frame.ts));
+        *first = (*first).min(frame.ts);
+        *last = (*last).max(frame.ts);
         // Stopped by a signal: what was read is still accounted for below (whatever is
         // selected but not sent is `dropped/shutdown`), the rest of the capture is not read.
         if stopping.stopping() {
@@ -165,6 +171,7 @@ fn feed(
     }
     Fed {
         skipped: scheduler.finish(engine),
+        captured,
         open_errors,
         notes,
     }
@@ -185,28 +192,66 @@ fn open_capture(
     }
 }
 
-/// The pass over the capture files made before anything is sent: the first file, and the
-/// server in it, that is a target. Standard input cannot be read twice: its traffic is
+/// The pass over the capture files made before anything is sent: each file's size and
+/// SHA-256 for the report and, given the rule's `guard` (not under
+/// `--allow-production-target`), the first file, and the server in it, that is a target.
+/// Standard input cannot be read twice: it is neither hashed nor scanned, its traffic is
 /// checked as it is replayed (stop at first sight). Files that cannot be read are left to
 /// the replay itself to report.
-fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
-    // Only what can be read twice: a pipe or a terminal would be used up by this pass.
-    let rereadable =
-        |p: &PathBuf| settings.bundled.is_some() || std::fs::metadata(p).is_ok_and(|m| m.is_file());
-    for path in settings.files.iter().filter(|p| rereadable(p)) {
-        let Ok(mut reader) = open_capture(settings, path) else {
-            continue;
-        };
-        // Every connection is looked at, whatever `--port` and `--bpf` keep.
-        let mut decoder = Decoder::new(settings.limits.wire.clone());
-        let mut scan = ServerScan::default();
-        while let Ok(Some(frame)) = reader.next_frame() {
-            let found = decoder
-                .decode(&frame)
-                .and_then(|segment| scan.segment(guard, &segment));
-            if let Some(server) = found {
-                return Some((path.clone(), server));
+fn pre_pass(
+    settings: &ReplaySettings,
+    guard: Option<&Guard>,
+) -> Result<Vec<Input>, (PathBuf, SocketAddr)> {
+    let mut inputs = Vec::new();
+    for path in &settings.files {
+        let name = path.display().to_string();
+        if let Some(Bundled(bytes)) = settings.bundled {
+            inputs.push(describe::bytes_input(name, bytes));
+            if let (Some(guard), Ok(mut reader)) = (guard, open_capture(settings, path)) {
+                if let Some(server) = production_in(settings, &mut reader, guard) {
+                    return Err((path.clone(), server));
+                }
             }
+            continue;
+        }
+        // Only what can be read twice: a pipe or a terminal would be used up by this pass.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            inputs.push(describe::unhashed(name, None));
+            continue;
+        }
+        let hash = describe::Hash::default();
+        if let Some(guard) = guard {
+            let limits = settings.limits.capture.clone();
+            let opened = std::fs::File::open(path).map(|f| {
+                let hashed: Box<dyn std::io::Read + Send> = Box::new(hash.reader(f));
+                CaptureReader::with_limits(hashed, name.clone(), limits)
+            });
+            if let Ok(Ok(mut reader)) = opened {
+                if let Some(server) = production_in(settings, &mut reader, guard) {
+                    return Err((path.clone(), server));
+                }
+            }
+        }
+        inputs.push(hash.input(path));
+    }
+    Ok(inputs)
+}
+
+/// The first server in one capture that is a target, looking at every connection whatever
+/// `--port` and `--bpf` keep.
+fn production_in<R: std::io::Read>(
+    settings: &ReplaySettings,
+    reader: &mut CaptureReader<R>,
+    guard: &Guard,
+) -> Option<SocketAddr> {
+    let mut decoder = Decoder::new(settings.limits.wire.clone());
+    let mut scan = ServerScan::default();
+    while let Ok(Some(frame)) = reader.next_frame() {
+        let found = decoder
+            .decode(&frame)
+            .and_then(|segment| scan.segment(guard, &segment));
+        if found.is_some() {
+            return found;
         }
     }
     None
@@ -247,11 +292,15 @@ pub fn run(
     };
     // This machine's addresses, read once: the pass over the files and the replay compare
     // with the same ones.
+    let started = describe::now();
     let local = LocalAddrs::of_this_machine();
-    if let Some(refusal) = refuse_production_target(settings, shadow, &local) {
-        writeln!(err, "shadowtap: error: {refusal}")?;
-        return Ok(Status::BadInput);
-    }
+    let inputs = match check_inputs(settings, shadow, &local) {
+        Ok(inputs) => inputs,
+        Err(refusal) => {
+            writeln!(err, "shadowtap: error: {refusal}")?;
+            return Ok(Status::BadInput);
+        }
+    };
     // Outputs are created before anything is sent: a path that is refused or cannot be
     // created stops the run at once (exit 2), not after it.
     let outputs = match Outputs::create(settings) {
@@ -330,6 +379,11 @@ pub fn run(
     }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let mut report = render::report(&stats);
+    let captured = fed.captured.map(|(first, last)| model::Span {
+        start: describe::seconds(first),
+        end: describe::seconds(last),
+    });
+    report.runs = vec![describe::run("replay", settings, inputs, captured, started)];
     report.interrupted = interrupted.map(|signal| signal.name().to_string());
     let log = outputs.log_summary();
     if let Some(log) = &log {
@@ -384,23 +438,22 @@ fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
     title
 }
 
-/// Why the replay must not start: a target is a server in the capture files (decided before
-/// anything is sent, DESIGN.md "Safety").
-fn refuse_production_target(
+/// The inputs' descriptions, or why the replay must not start: a target is a server in the
+/// capture files (decided before anything is sent, DESIGN.md "Safety").
+fn check_inputs(
     settings: &ReplaySettings,
     shadow: &Shadow,
     local: &LocalAddrs,
-) -> Option<String> {
-    if settings.allow_production_target {
-        return None;
-    }
+) -> Result<Vec<Input>, String> {
     let guard = Guard::new(vec![shadow.target.clone()], local.clone(), false);
-    let (path, server) = production_in_files(settings, &guard)?;
-    Some(format!(
-        "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
-        shadow.target.url,
-        path.display()
-    ))
+    let guard = (!settings.allow_production_target).then_some(&guard);
+    pre_pass(settings, guard).map_err(|(path, server)| {
+        format!(
+            "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
+            shadow.target.url,
+            path.display()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ pub const VERSION: u64 = 1;
 pub struct Report {
     #[schemars(range(min = 1, max = 1))]
     pub version: u64,
+    /// What was measured, how and when: the run behind the report, or every run a merged
+    /// report (`shadowtap report`) holds, oldest first. Absent from reports written before
+    /// runs were recorded.
+    #[serde(default, deserialize_with = "runs")]
+    pub runs: Vec<Run>,
     /// `replay` only, when SIGINT or SIGTERM stopped it: the signal. What was queued is
     /// `counts.dropped.shutdown`; requests in flight at the drain deadline are the shadow
     /// error `shutdown`.
@@ -62,6 +67,73 @@ pub struct Report {
     /// is the first failure, naming the path, or null. Any failure makes the run exit 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
+}
+
+/// One run: the tool, the command, the target, the inputs, the times and the settings that
+/// shape the numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Random, one per run: `shadowtap report` refuses a run it has already merged.
+    pub id: String,
+    /// `shadowtap 0.1.0`.
+    pub tool: String,
+    /// The command line, with credentials (URL userinfo, sensitive query values and
+    /// header values) redacted.
+    pub command: Vec<String>,
+    /// `replay` or `mirror`.
+    pub mode: String,
+    /// The shadow's URL (userinfo redacted).
+    pub shadow: String,
+    /// The capture files (`replay`) or the interface (`mirror`).
+    pub inputs: Vec<Input>,
+    /// First and last frame read, on the capture's clock; null when none was.
+    #[schemars(required, schema_with = "nullable::<Span>")]
+    pub captured: Option<Span>,
+    /// When the run started and ended, on this machine's clock.
+    pub ran: Span,
+    pub settings: RunSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The path as given, or the interface.
+    pub name: String,
+    /// Size in bytes; null for an interface or standard input.
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub bytes: Option<u64>,
+    /// SHA-256 of the file, hex; null when it was not a regular file (standard input, a
+    /// pipe, an interface), which cannot be read twice.
+    #[schemars(required, schema_with = "nullable::<String>")]
+    pub sha256: Option<String>,
+}
+
+/// A time span, seconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The settings that shape the numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// `1x`, `10x`, `max` (`mirror`: `live`).
+    pub speed: String,
+    /// `--rate`, requests per second; null without a cap.
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub rate: Option<f64>,
+    /// `--sample`, percent.
+    pub sample: f64,
+    pub concurrency: u64,
+    /// `--timeout`, ms.
+    pub timeout_ms: u64,
+    /// How requests of one captured connection are ordered: `connection` (one after
+    /// another, as captured).
+    pub order: String,
 }
 
 /// The accounting of every request seen: `seen = replayed + filtered + incomplete +
@@ -362,6 +434,13 @@ where
         what,
         items: std::marker::PhantomData,
     })
+}
+
+/// Most runs a saved report may list.
+pub const MAX_RUNS: usize = 10_000;
+
+fn runs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Run>, D::Error> {
+    at_most(d, MAX_RUNS, "runs")
 }
 
 fn routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {

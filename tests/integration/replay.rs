@@ -429,6 +429,106 @@ fn deterministic(r: &Value) -> Value {
     })
 }
 
+/// `shadowtap report FILES.. EXTRA..`: (exit code, stdout JSON or Null, stderr).
+fn report_of(files: &[&str], extra: &[&str]) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .arg("report")
+        .args(files)
+        .args(extra)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), json, err)
+}
+
+#[test]
+fn a_report_says_what_it_measured_and_report_will_not_count_a_run_twice() {
+    use sha2::Digest as _;
+    let (s, other) = (
+        shadow(Behaviour::Answer(200)),
+        shadow(Behaviour::Answer(200)),
+    );
+    let dir = std::env::temp_dir().join(format!("shadowtap-runs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let (a, c) = (path("a.json"), path("c.json"));
+    let (_, report, _) = replay(
+        &["merge-a.pcap"],
+        &s.url,
+        &["--speed", "max", "--report-json", &a],
+    );
+    replay(
+        &["merge-a.pcap"],
+        &other.url,
+        &["--speed", "max", "--report-json", &c],
+    );
+    let run = &report["runs"][0];
+    assert_eq!(report["runs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(run["mode"], "replay");
+    assert_eq!(
+        run["tool"],
+        format!("shadowtap {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(run["shadow"], s.url.as_str());
+    let capture = std::fs::read(fixture("merge-a.pcap")).unwrap();
+    let input = &run["inputs"][0];
+    assert!(input["name"].as_str().unwrap().ends_with("merge-a.pcap"));
+    assert_eq!(input["bytes"], capture.len());
+    let sha: String = sha2::Sha256::digest(&capture)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(input["sha256"], sha.as_str());
+    let (first, last) = (
+        run["captured"]["start"].as_f64().unwrap(),
+        run["captured"]["end"].as_f64().unwrap(),
+    );
+    assert!(first > 1e9 && first <= last, "{run}");
+    assert!(run["ran"]["start"].as_f64() <= run["ran"]["end"].as_f64());
+    assert_eq!(run["settings"]["speed"], "max");
+    assert_eq!(run["settings"]["order"], "connection");
+    assert!(run["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--shadow"));
+
+    // The same run twice would count its requests twice.
+    let (code, _, err) = report_of(&[&a, &a], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("already in the merge"), "{err}");
+    let (code, twice, err) = report_of(&[&a, &a], &["--allow-repeats"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        twice["shadow"]["requests"],
+        2 * report["shadow"]["requests"].as_u64().unwrap()
+    );
+    assert_eq!(twice["runs"].as_array().map(Vec::len), Some(2));
+    // Two shadows are two services.
+    let (code, _, err) = report_of(&[&a, &c], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("different services"), "{err}");
+    let (code, mixed, err) = report_of(&[&c, &a], &["--allow-mixed"]);
+    assert_eq!(code, Some(0), "{err}");
+    let ids = |r: &Value| -> Vec<String> {
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].to_string())
+            .collect()
+    };
+    let (_, ac, _) = report_of(&[&a, &c], &["--allow-mixed"]);
+    assert_eq!(
+        ids(&mixed),
+        ids(&ac),
+        "runs are listed oldest first, whatever the order"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn report_merges_saved_reports_into_the_combined_run() {
     let s = shadow(Behaviour::Answer(200));

@@ -109,12 +109,19 @@ fn two_captures(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, a, b)
 }
 
-/// The merge of the two reports: `report a b`.
+/// The merge of the two reports: `report a b`. Each run had its own shadow server (a test
+/// shadow takes a bounded number of connections), standing for two nodes of one service:
+/// `--allow-mixed` says so.
 fn merged(dir: &Path, a: &Path, b: &Path) -> Value {
     let (ra, rb) = (dir.join("a.json"), dir.join("b.json"));
     replay(&[a], Some(&ra));
     replay(&[b], Some(&rb));
-    json(&["report", ra.to_str().unwrap(), rb.to_str().unwrap()])
+    json(&[
+        "report",
+        "--allow-mixed",
+        ra.to_str().unwrap(),
+        rb.to_str().unwrap(),
+    ])
 }
 
 #[test]
@@ -122,7 +129,12 @@ fn merging_reports_past_the_route_cap_gives_one_table_in_any_order() {
     let (dir, a, b) = two_captures("routes-order");
     let ab = merged(&dir, &a, &b);
     let (ra, rb) = (dir.join("a.json"), dir.join("b.json"));
-    let ba = json(&["report", rb.to_str().unwrap(), ra.to_str().unwrap()]);
+    let ba = json(&[
+        "report",
+        "--allow-mixed",
+        rb.to_str().unwrap(),
+        ra.to_str().unwrap(),
+    ]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(ab, ba, "report a b differs from report b a");
 

@@ -72,6 +72,7 @@ pub fn report(stats: &Stats) -> Report {
     });
     Report {
         version: model::VERSION,
+        runs: Vec::new(),
         interrupted: None,
         counts,
         production: side(&stats.production, false),
