@@ -151,9 +151,20 @@ pub struct ShadowArgs {
     #[arg(long, value_name = "REGEX")]
     pub exclude_path: Option<String>,
 
-    /// Replay this percentage of requests, chosen by a stable hash of method and target.
+    /// Replay this percentage of the selected requests: every route gets its share (floor or
+    /// ceil of its count x PERCENT / 100), taken systematically from `--seed`.
     #[arg(long, value_name = "PERCENT", default_value_t = 100.0)]
     pub sample: f64,
+
+    /// What `--sample` draws over instead of each route's requests: `header:NAME`, `client` or
+    /// `connection`, each hashed with `--seed`, so a session, client or connection is all in
+    /// or all out.
+    #[arg(long, value_name = "header:NAME|client|connection")]
+    pub sample_by: Option<String>,
+
+    /// Which requests `--sample` takes: the same seed takes the same requests.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
 
     /// Host header: the shadow URL's authority (default), `keep` (the captured one), or a value.
     #[arg(long, value_name = "keep|VALUE")]

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context as _};
 use crate::capture::live::{port_filter, LiveConfig};
 use crate::cli::{InspectArgs, InspectFormat, LiveArgs, ReplayArgs, ReportFormat, ShadowArgs};
 use crate::replay::request::{HostHeader, Rewrites};
+use crate::replay::sample::SampleBy;
 use crate::replay::select::Selection;
 use crate::replay::target::ShadowSpec;
 use crate::replay::tls::TlsSpec;
@@ -211,6 +212,13 @@ impl ReplaySettings {
             include_path: regex("--include-path", args.include_path)?,
             exclude_path: regex("--exclude-path", args.exclude_path)?,
             sample_percent: args.sample,
+            sample_by: match args.sample_by.as_deref() {
+                None => SampleBy::Route,
+                Some(by) => SampleBy::parse(by).ok_or_else(|| {
+                    anyhow!("--sample-by {by:?}: use header:NAME, client or connection")
+                })?,
+            },
+            seed: args.seed,
         };
         let host = match args.host_header.as_deref() {
             None => HostHeader::Shadow(authority.clone()),

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::capture::Timestamp;
 use crate::redact::{is_sensitive_header, redact_target};
+use crate::replay::sample::SampleBy;
 use crate::report::model::{Input, Run, RunSettings, Span};
 use crate::settings::{ReplaySettings, Speed};
 
@@ -82,6 +83,13 @@ pub(crate) fn settings(settings: &ReplaySettings, live: bool) -> RunSettings {
         },
         rate: settings.rate,
         sample: settings.selection.sample_percent,
+        sample_by: match &settings.selection.sample_by {
+            SampleBy::Route => "route".into(),
+            SampleBy::Header(name) => format!("header:{name}"),
+            SampleBy::Client => "client".into(),
+            SampleBy::Connection => "connection".into(),
+        },
+        seed: settings.selection.seed,
         concurrency: settings.concurrency as u64,
         timeout_ms: settings.timeout.as_millis() as u64,
         order: "connection".into(),

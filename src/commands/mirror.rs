@@ -237,6 +237,7 @@ pub fn run_with_banner(
 
     let limits = settings.limits.clone();
     let mut rate_limit = settings.rate.map(|r| RateLimit::new(r, Instant::now()));
+    let mut sampler = settings.selection.sampler();
     let mut last_flush = Instant::now();
     let mut next_status = Instant::now() + interval;
     // The tracker's callback and this loop both use the engine, never at the same time.
@@ -262,6 +263,10 @@ pub fn run_with_banner(
                     first_sight.set(target.guard.seen().map(|(_, server)| server));
                 }
                 local.skip_many(why, 1);
+                return;
+            }
+            if !sampler.keep(&ex) {
+                local.skip_many(Skip::Sample, 1);
                 return;
             }
             if let Some(limit) = &mut rate_limit {

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod engine;
 pub mod request;
+pub mod sample;
 pub mod schedule;
 pub mod select;
 pub mod stats;

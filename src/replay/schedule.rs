@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::capture::Timestamp;
 use crate::http1::Exchange;
 use crate::replay::engine::{Engine, Job};
+use crate::replay::sample::Sampler;
 use crate::replay::select::{Selection, Skip};
 use crate::replay::stats::Stats;
 use crate::replay::target::{Guard, ProductionTarget};
@@ -112,6 +113,8 @@ pub struct Scheduler<'a> {
     /// With `--rate`: the time between two sends, and the earliest the next may leave.
     spacing: Option<Duration>,
     next_slot: Duration,
+    /// `--sample`: drawn after every rule.
+    sampler: Sampler,
     skipped: Stats,
 }
 
@@ -132,6 +135,7 @@ impl<'a> Scheduler<'a> {
             first_ts: None,
             spacing: rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             next_slot: Duration::ZERO,
+            sampler: selection.sampler(),
             skipped: Stats::default(),
         }
     }
@@ -171,6 +175,10 @@ impl<'a> Scheduler<'a> {
     fn offer(&mut self, ex: Box<Exchange>, engine: &mut Engine) {
         if let Err(why) = self.target.select(self.selection, &ex) {
             self.skipped.skip(why);
+            return;
+        }
+        if !self.sampler.keep(&ex) {
+            self.skipped.skip(Skip::Sample);
             return;
         }
         if engine.stopping() {

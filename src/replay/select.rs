@@ -118,13 +118,27 @@ pub struct Selection {
     pub allow_writes: bool,
     pub include_path: Option<Regex>,
     pub exclude_path: Option<Regex>,
-    /// Percentage of requests kept (by a stable hash of method and target); 100 keeps all.
+    /// Percentage of the selected requests replayed (`--sample`; drawn by
+    /// [`super::sample::Sampler`], after every rule); 100 keeps all.
     pub sample_percent: f64,
+    /// What the sample is drawn over (`--sample-by`).
+    pub sample_by: super::sample::SampleBy,
+    /// `--seed`: which requests a sample takes.
+    pub seed: u64,
+}
+
+impl Selection {
+    /// The sample this selection draws, with no request looked at yet.
+    pub fn sampler(&self) -> super::sample::Sampler {
+        super::sample::Sampler::new(self.sample_percent, self.sample_by.clone(), self.seed)
+    }
 }
 
 impl Selection {
     /// Whether `ex` is replayed; if not, why. Checked in the order of the accounting: what
-    /// the capture lost first, then what is never replayed, then the user's choices.
+    /// the capture lost first, then what is never replayed, then the user's choices. The
+    /// sample (`--sample`) is drawn after these and the production-target rule, by a
+    /// [`super::sample::Sampler`].
     pub fn check(&self, ex: &Exchange) -> Result<(), Skip> {
         let f = ex.flags;
         if f.contains(Flags::MEMCAP) {
@@ -174,14 +188,6 @@ impl Selection {
         {
             return Err(Skip::Path);
         }
-        if self.sample_percent < 100.0 {
-            // Stable: the same request is in or out on every run and every node.
-            let h = fnv1a(method.as_bytes(), &ex.request.target);
-            let bucket = (h % 10_000) as f64 / 100.0;
-            if bucket >= self.sample_percent {
-                return Err(Skip::Sample);
-            }
-        }
         Ok(())
     }
 }
@@ -216,16 +222,6 @@ fn after_scheme(target: &[u8]) -> Option<&[u8]> {
     } else {
         None
     }
-}
-
-/// FNV-1a over the method and target: fixed, so sampling agrees across runs and machines.
-fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-    a.iter()
-        .chain(b" ")
-        .chain(b)
-        .fold(OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(PRIME))
 }
 
 /// `--rate` for live traffic, which cannot wait: a token bucket refilled at `rate` per
@@ -441,29 +437,6 @@ mod tests {
         assert_eq!(path_of(b"*"), b"*");
         assert_eq!(path_of(b"host:443"), b"host:443");
         assert_eq!(path_of(b"1http://host/a"), b"1http://host/a");
-    }
-
-    #[test]
-    fn sampling_is_stable_and_close_to_the_share() {
-        let s = Selection {
-            sample_percent: 25.0,
-            ..all()
-        };
-        let kept: Vec<bool> = (0..4000)
-            .map(|i| {
-                s.check(&ex("GET", &format!("/item/{i}"), Flags::default(), true))
-                    .is_ok()
-            })
-            .collect();
-        let again: Vec<bool> = (0..4000)
-            .map(|i| {
-                s.check(&ex("GET", &format!("/item/{i}"), Flags::default(), true))
-                    .is_ok()
-            })
-            .collect();
-        assert_eq!(kept, again);
-        let share = kept.iter().filter(|k| **k).count() as f64 / 4000.0;
-        assert!((0.2..0.3).contains(&share), "{share}");
     }
 
     #[test]

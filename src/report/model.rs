@@ -128,6 +128,10 @@ pub struct RunSettings {
     pub rate: Option<f64>,
     /// `--sample`, percent.
     pub sample: f64,
+    /// `--sample-by`: `route` (each route's share), `header:NAME`, `client`, `connection`.
+    pub sample_by: String,
+    /// `--seed`.
+    pub seed: u64,
     pub concurrency: u64,
     /// `--timeout`, ms.
     pub timeout_ms: u64,

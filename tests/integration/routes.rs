@@ -175,3 +175,64 @@ fn a_replay_past_the_route_cap_gives_the_same_table_every_run_and_as_merged() {
         "the merge is not the combined run"
     );
 }
+
+#[test]
+fn a_sample_takes_its_share_of_every_route_even_one_with_a_single_url() {
+    // 100 requests of GET /api/cart and 30 of GET /r{i}x (30 routes of one request): a hash
+    // of method and target kept or dropped /api/cart whole.
+    let dir = std::env::temp_dir().join(format!("shadowtap-sample-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let convs = (0..10)
+        .map(|n| {
+            let client = format!("10.3.0.{}:40000", n + 1);
+            let mut conv =
+                Conv::new(&client, "10.9.0.1:80", Link::Ethernet).at(T0 + n as i64 * 1_000_000);
+            conv.handshake();
+            for i in 0..13 {
+                let target = if i < 10 {
+                    "/api/cart".to_string()
+                } else {
+                    format!("/r{}x", n * 3 + i - 10)
+                };
+                conv.client(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+                conv.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+            conv.close();
+            conv
+        })
+        .collect();
+    let file = dir.join("cart.pcap");
+    std::fs::write(
+        &file,
+        pcap(Link::Ethernet.linktype(), &merge(convs), false, false),
+    )
+    .unwrap();
+    let s = shadow(Behaviour::Answer(200));
+    for seed in ["0", "7"] {
+        let report = json(&[
+            "replay",
+            file.to_str().unwrap(),
+            "--shadow",
+            &s.url,
+            "--speed",
+            "max",
+            "--sample",
+            "50",
+            "--seed",
+            seed,
+        ]);
+        let cart = report["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["route"] == "GET /api/cart")
+            .unwrap_or_else(|| panic!("GET /api/cart missing from the sample (seed {seed})"));
+        assert_eq!(cart["shadow"]["requests"], 50, "seed {seed}");
+        // Each one-request route is in or out: 30 routes give floor or ceil of 15 each
+        // time only in total over many routes, so only bound it.
+        let replayed = report["counts"]["replayed"].as_u64().unwrap();
+        assert!((50..=80).contains(&replayed), "{replayed}");
+        assert_eq!(report["counts"]["filtered"]["sample"], 130 - replayed);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
