@@ -1,16 +1,27 @@
 //! `--fail-if`: thresholds on the report that turn a replay into a CI gate (DESIGN.md), such
 //! as `shadow.error_rate>0.01` or `shadow.ttfb_p99>1.2*production.ttfb_p99`.
 //!
-//! A term is `SIDE.METRIC` (SIDE `production` or `shadow`; METRIC `requests`, `error_rate`,
-//! `ttfb_p50` .. `ttfb_p999`, `ttfb_max`, the same for `total`, or `errors`), or
-//! `mismatch.status`, or a number; the right side may be `FACTOR*TERM`. Latencies are in
-//! microseconds.
+//! A condition is `TERM OP TERM` (OP `>`, `>=`, `<`, `<=`). A term is a number, a metric, or
+//! `FACTOR*METRIC`. Metrics (README "--fail-if"):
+//!
+//! - `SIDE.requests`, `SIDE.error_rate`, `SIDE.4xx_rate`, `SIDE.5xx_rate`, `SIDE.ttfb_pNN`
+//!   and `SIDE.total_pNN` (NN `50`, `90`, `95`, `99`, `999`, or `max`), SIDE `production` or
+//!   `shadow`;
+//! - `shadow.errors` (transport errors but `shutdown`) and `shadow.transport_error_rate`
+//!   (the same / requests);
+//! - `mismatch.status` and `mismatch.rate` (/ production requests);
+//! - `counts.replayed_share` (replayed / seen) and `counts.dropped_share` (dropped /
+//!   (replayed + dropped)).
+//!
+//! Latencies are in microseconds and rates are fractions; a number may carry a unit that
+//! fits the metric it is compared with: `300us`, `2ms`, `1.5s` for latencies, `1%` for
+//! rates and shares (`shadow.ttfb_p99>2%` is refused).
 //!
 //! A gate never passes on missing data: a condition whose operand has no value (no samples,
-//! a NaN) or too few requests behind it (a `pNN` needs 100 / (100 - NN) requests on its side,
-//! so `p99` 100, `p999` 1,000; `max` and `error_rate` one) is not evaluated, and the run
-//! exits 4 (DESIGN.md "Exit codes"). Counts (`requests`, `errors`, `mismatch.status`) need
-//! no minimum.
+//! a NaN) or too little behind it (a `pNN` needs 100 / (100 - NN) requests on its side, so
+//! `p99` 100, `p999` 1,000; `max`, rates and shares one of what they divide by) is not
+//! evaluated, and the run exits 4 (DESIGN.md "Exit codes"). Counts (`requests`, `errors`,
+//! `mismatch.status`) need no minimum.
 
 use anyhow::{anyhow, bail};
 
@@ -89,36 +100,92 @@ impl Quantile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Metric {
     MismatchStatus,
+    /// `mismatch.rate`: status mismatches / production requests.
+    MismatchRate,
     Requests(SideName),
     ErrorRate(SideName),
+    /// `shadow.transport_error_rate`: transport errors the shadow is to blame for / requests.
+    TransportErrorRate,
+    /// `SIDE.4xx_rate`, `SIDE.5xx_rate`: that status class / requests.
+    ClassRate(SideName, u8),
     /// `shadow.errors`: the kinds the shadow is to blame for.
     ShadowErrors,
+    /// `counts.replayed_share`: replayed / seen.
+    ReplayedShare,
+    /// `counts.dropped_share`: dropped / (replayed + dropped), the selected requests not sent.
+    DroppedShare,
     Latency(SideName, Latency, Quantile),
 }
 
+/// What a metric's numbers are, so that a unit given with a number fits its metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Count,
+    /// A fraction, 0..1 (a number may be written `1%`).
+    Rate,
+    /// Microseconds (a number may be written `2ms`, `1.5s`, `300us`).
+    Latency,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Count => "count",
+            Kind::Rate => "rate",
+            Kind::Latency => "latency",
+        }
+    }
+}
+
 impl Metric {
-    /// The side whose `requests` must reach `min` for the value to mean something.
-    fn side(self) -> Option<SideName> {
+    /// The requests that must number at least `min` for the value to mean something, and
+    /// what they are called.
+    fn population(self, report: &Report) -> Option<(u64, &'static str)> {
+        let side = |s: SideName| match s {
+            SideName::Production => report.production.requests,
+            SideName::Shadow => report.shadow.requests,
+        };
+        let c = &report.counts;
         match self {
             Metric::MismatchStatus => None,
-            Metric::ShadowErrors => Some(SideName::Shadow),
-            Metric::Requests(s) | Metric::ErrorRate(s) | Metric::Latency(s, _, _) => Some(s),
+            Metric::MismatchRate => Some((report.production.requests, "production requests")),
+            Metric::ShadowErrors | Metric::TransportErrorRate => {
+                Some((side(SideName::Shadow), "requests"))
+            }
+            Metric::Requests(s)
+            | Metric::ErrorRate(s)
+            | Metric::ClassRate(s, _)
+            | Metric::Latency(s, _, _) => Some((side(s), "requests")),
+            Metric::ReplayedShare => Some((c.seen, "requests seen")),
+            Metric::DroppedShare => Some((
+                c.replayed + c.dropped.values().sum::<u64>(),
+                "requests selected",
+            )),
         }
     }
 
-    /// Requests its side must have (counts need none).
+    /// How many of its population it needs (counts need none).
     fn min(self) -> u64 {
         match self {
             Metric::MismatchStatus | Metric::Requests(_) | Metric::ShadowErrors => 0,
-            Metric::ErrorRate(_) => 1,
             Metric::Latency(_, _, q) => q.minimum(),
+            _ => 1,
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Metric::MismatchStatus | Metric::Requests(_) | Metric::ShadowErrors => Kind::Count,
+            Metric::Latency(..) => Kind::Latency,
+            _ => Kind::Rate,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 enum Term {
-    Number(f64),
+    /// A number, and the kind of metric its unit fits (None: no unit).
+    Number(f64, Option<Kind>),
     /// A value of the report, times `factor`; `name` is its place in the JSON report
     /// (`shadow.ttfb_us.p99`), for messages.
     Metric {
@@ -162,10 +229,28 @@ impl Verdict {
     }
 }
 
+/// A number with an optional unit: `0.01`, `1%`, `300us`, `2ms`, `1.5s` (latencies in µs).
+fn number(text: &str) -> Option<(f64, Option<Kind>)> {
+    if let Ok(n) = text.parse::<f64>() {
+        return Some((n, None));
+    }
+    let units: [(&str, f64, Kind); 5] = [
+        ("%", 0.01, Kind::Rate),
+        ("us", 1.0, Kind::Latency),
+        ("µs", 1.0, Kind::Latency),
+        ("ms", 1e3, Kind::Latency),
+        ("s", 1e6, Kind::Latency),
+    ];
+    units.iter().find_map(|(unit, scale, kind)| {
+        let n = text.strip_suffix(unit)?.trim().parse::<f64>().ok()?;
+        Some((n * scale, Some(*kind)))
+    })
+}
+
 fn term(text: &str) -> anyhow::Result<Term> {
     let text = text.trim();
-    if let Ok(n) = text.parse::<f64>() {
-        return Ok(Term::Number(n));
+    if let Some((n, unit)) = number(text) {
+        return Ok(Term::Number(n, unit));
     }
     let (factor, metric) = match text.split_once('*') {
         Some((f, m)) => (
@@ -186,8 +271,14 @@ fn term(text: &str) -> anyhow::Result<Term> {
     };
     let (metric, path) = match (side, side_name, name) {
         ("mismatch", _, "status") => (Metric::MismatchStatus, "mismatch.status".to_string()),
+        ("mismatch", _, "rate") => (Metric::MismatchRate, "mismatch.rate".to_string()),
+        ("counts", _, "replayed_share") => (Metric::ReplayedShare, metric.to_string()),
+        ("counts", _, "dropped_share") => (Metric::DroppedShare, metric.to_string()),
         (_, Some(s), "requests") => (Metric::Requests(s), format!("{side}.requests")),
         (_, Some(s), "error_rate") => (Metric::ErrorRate(s), format!("{side}.error_rate")),
+        (_, Some(s), "4xx_rate") => (Metric::ClassRate(s, 4), format!("{side}.4xx_rate")),
+        (_, Some(s), "5xx_rate") => (Metric::ClassRate(s, 5), format!("{side}.5xx_rate")),
+        ("shadow", _, "transport_error_rate") => (Metric::TransportErrorRate, metric.to_string()),
         ("shadow", _, "errors") => (Metric::ShadowErrors, "shadow.errors".to_string()),
         (_, Some(s), n) => {
             let (kind, q) = n
@@ -214,6 +305,29 @@ fn term(text: &str) -> anyhow::Result<Term> {
     })
 }
 
+/// Refuses a unit that does not fit the metric on the other side (`shadow.ttfb_p99>2%`).
+fn fits(left: &Term, right: &Term) -> anyhow::Result<()> {
+    let kind = |t: &Term| match t {
+        Term::Number(_, unit) => *unit,
+        Term::Metric { metric, .. } => Some(metric.kind()),
+    };
+    match (left, right, kind(left), kind(right)) {
+        (Term::Number(_, Some(_)), Term::Number(_, Some(_)), _, _) => Ok(()),
+        (_, _, Some(a), Some(b)) if a != b && (a != Kind::Count && b != Kind::Count) => {
+            bail!(
+                "a {} compared with a {}: the unit does not fit the metric",
+                a.name(),
+                b.name()
+            )
+        }
+        (Term::Number(_, Some(_)), _, _, Some(Kind::Count))
+        | (_, Term::Number(_, Some(_)), Some(Kind::Count), _) => {
+            bail!("a count takes a plain number")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses the comma-separated conditions of `--fail-if`.
 pub fn parse(text: &str) -> anyhow::Result<Vec<Condition>> {
     text.split(',')
@@ -226,6 +340,7 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Condition>> {
                 .ok_or_else(|| anyhow!("--fail-if {c:?}: no comparison (>, >=, <, <=)"))?;
             let left = term(&c[..at]).map_err(|e| anyhow!("--fail-if {c:?}: {e}"))?;
             let right = term(&c[at + width..]).map_err(|e| anyhow!("--fail-if {c:?}: {e}"))?;
+            fits(&left, &right).map_err(|e| anyhow!("--fail-if {c:?}: {e}"))?;
             Ok(Condition {
                 text: c.to_string(),
                 left,
@@ -242,26 +357,38 @@ fn read(report: &Report, metric: Metric, name: &str) -> Result<f64, String> {
         SideName::Production => &report.production,
         SideName::Shadow => &report.shadow,
     };
-    if let Some(s) = metric.side() {
-        let (requests, min) = (side(s).requests, metric.min());
-        if requests < min {
-            return Err(format!(
-                "{name}: {requests} requests, fewer than the {min} it needs"
-            ));
+    if let Some((n, what)) = metric.population(report) {
+        let min = metric.min();
+        if n < min {
+            return Err(format!("{name}: {n} {what}, fewer than the {min} it needs"));
         }
     }
+    let rate = |n: u64, of: u64| n as f64 / of as f64;
+    let blamed = report
+        .shadow
+        .errors
+        .iter()
+        .flatten()
+        .filter(|(kind, _)| !Failure::from_name(kind).is_some_and(Failure::is_ours))
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    let c = &report.counts;
     Ok(match metric {
         Metric::MismatchStatus => report.mismatch.status as f64,
+        Metric::MismatchRate => rate(report.mismatch.status, report.production.requests),
+        Metric::TransportErrorRate => rate(blamed, report.shadow.requests),
+        Metric::ClassRate(s, class) => {
+            let side = side(s);
+            rate(side.status.to_array()[usize::from(class)], side.requests)
+        }
+        Metric::ReplayedShare => rate(c.replayed, c.seen),
+        Metric::DroppedShare => {
+            let dropped: u64 = c.dropped.values().sum();
+            rate(dropped, c.replayed + dropped)
+        }
         Metric::Requests(s) => side(s).requests as f64,
         Metric::ErrorRate(s) => side(s).error_rate,
-        Metric::ShadowErrors => report
-            .shadow
-            .errors
-            .iter()
-            .flatten()
-            .filter(|(kind, _)| !Failure::from_name(kind).is_some_and(Failure::is_ours))
-            .map(|(_, n)| *n as f64)
-            .sum(),
+        Metric::ShadowErrors => blamed as f64,
         Metric::Latency(s, latency, q) => {
             let side = side(s);
             let quantiles = match latency {
@@ -277,7 +404,7 @@ fn read(report: &Report, metric: Metric, name: &str) -> Result<f64, String> {
 /// A term's value, or why it has none.
 fn value(report: &Report, t: &Term) -> Result<f64, String> {
     let n = match t {
-        Term::Number(n) => *n,
+        Term::Number(n, _) => *n,
         Term::Metric {
             metric,
             name,
@@ -387,6 +514,44 @@ mod tests {
         let v = evaluate(&parse("shadow.errors>1,shadow.errors>=1").unwrap(), &r);
         assert_eq!(v[0].left, 1.0, "{v:?}");
         assert!(!v[0].crossed && v[1].crossed, "{v:?}");
+    }
+
+    #[test]
+    fn numbers_take_the_unit_of_their_metric() {
+        let c = parse("shadow.ttfb_p99>1.2ms,shadow.ttfb_p99<1.5s,shadow.error_rate>=5%,shadow.ttfb_p99>1299us").unwrap();
+        let v = evaluate(&c, &report());
+        let rights: Vec<f64> = v.iter().map(|v| v.right).collect();
+        assert_eq!(rights, [1200.0, 1_500_000.0, 0.05, 1299.0]);
+        let crossed: Vec<bool> = v.iter().map(|v| v.crossed).collect();
+        assert_eq!(crossed, [true, true, true, true]);
+        for bad in [
+            "shadow.ttfb_p99>2%",
+            "shadow.error_rate>2ms",
+            "shadow.requests>5%",
+            "shadow.ttfb_p99>shadow.error_rate",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_and_shares_of_the_report() {
+        let mut r = report();
+        r.shadow.status.c4xx = 100;
+        r.counts.seen = 2000;
+        r.counts.replayed = 1000;
+        r.counts.dropped.insert("queue_full".into(), 250);
+        let c = parse("shadow.transport_error_rate>0,shadow.4xx_rate>0,mismatch.rate>0,counts.replayed_share>0,counts.dropped_share>0").unwrap();
+        let v = evaluate(&c, &r);
+        let lefts: Vec<f64> = v.iter().map(|v| v.left).collect();
+        // 3 blamed errors, 100 4xx, 4 mismatches of 1000; 1000 of 2000 seen; 250 of 1250.
+        assert_eq!(lefts, [0.003, 0.1, 0.004, 0.5, 0.2]);
+        // Nothing selected: a share has nothing to divide by.
+        let empty = evaluate(
+            &parse("counts.dropped_share>0.1").unwrap(),
+            &with(0, (0.0, 0.0), (1, 1), &[], 0),
+        );
+        assert!(empty[0].not_evaluated.is_some(), "{empty:?}");
     }
 
     #[test]
