@@ -43,6 +43,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
     /// Merge reports of runs against different shadows (refused otherwise: their figures
     /// measure different services).
     #[arg(long)]
@@ -231,6 +234,28 @@ pub struct ShadowArgs {
     /// cannot be evaluated (no samples, too few requests) or nothing was replayed.
     #[arg(long, value_name = "CONDITIONS")]
     pub fail_if: Option<String>,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+/// The practical thresholds of the verdicts: smaller changes are never called regressions
+/// or improvements.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ThresholdArgs {
+    /// Latency changes count only above this share of production's value (or
+    /// `--min-change-abs`, whichever is larger).
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub min_change: String,
+
+    /// ...and above this duration.
+    #[arg(long, value_name = "DURATION", default_value = "100us")]
+    pub min_change_abs: String,
+
+    /// Rate changes (error rate, 4xx and 5xx shares) count only above this many percentage
+    /// points.
+    #[arg(long, value_name = "POINTS", default_value = "1")]
+    pub min_rate_change: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

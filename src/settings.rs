@@ -93,6 +93,8 @@ pub struct ReplaySettings {
     /// (whose one name then only titles it).
     pub bundled: Option<Bundled>,
     pub fail_if: Vec<crate::report::gate::Condition>,
+    /// The verdicts' practical thresholds.
+    pub thresholds: crate::report::verdict::Thresholds,
     /// What the report calls the input (the file names when None).
     pub title: Option<String>,
     pub progress: crate::cli::Progress,
@@ -125,7 +127,7 @@ pub fn live_config(args: &LiveArgs) -> anyhow::Result<LiveConfig> {
     })
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h`.
+/// Parses `100us`, `500ms`, `5s`, `2m`, `1h`.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
     let split = t
@@ -136,6 +138,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         .parse()
         .map_err(|_| anyhow!("invalid duration {text:?} (use 500ms, 5s, 2m)"))?;
     let secs = match unit {
+        "us" | "µs" => n / 1e6,
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
@@ -285,12 +288,45 @@ impl ReplaySettings {
                 Some(text) => crate::report::gate::parse(text)?,
                 None => Vec::new(),
             },
+            thresholds: thresholds(&args.thresholds)?,
             title: None,
             progress,
             limits,
             filter: crate::pipeline::FilterSpec::default(),
         })
     }
+}
+
+/// The verdicts' thresholds: `--min-change 5%` (or `5`), `--min-change-abs 100us`,
+/// `--min-rate-change 1` (percentage points).
+pub fn thresholds(
+    args: &crate::cli::ThresholdArgs,
+) -> anyhow::Result<crate::report::verdict::Thresholds> {
+    let share = args.min_change.trim().trim_end_matches('%');
+    let share: f64 = share
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| (0.0..=1000.0).contains(s))
+        .ok_or_else(|| {
+            anyhow!(
+                "--min-change {:?}: a percentage, such as 5%",
+                args.min_change
+            )
+        })?;
+    let abs = parse_duration(&args.min_change_abs)
+        .with_context(|| format!("--min-change-abs {:?}", args.min_change_abs))?;
+    if !(0.0..=100.0).contains(&args.min_rate_change) {
+        bail!(
+            "--min-rate-change {}: percentage points, 0 to 100",
+            args.min_rate_change
+        );
+    }
+    Ok(crate::report::verdict::Thresholds {
+        latency_share: share / 100.0,
+        latency_us: abs.as_secs_f64() * 1e6,
+        rate: args.min_rate_change / 100.0,
+    })
 }
 
 /// Parses `16MiB`, `100MB`, `512KiB`, `1GiB` or a number of bytes.

@@ -173,6 +173,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         force: false,
         bundled: Some(Bundled(CAPTURE)),
         fail_if: Vec::new(),
+        thresholds: Default::default(),
         title: Some("demo capture".into()),
         progress: crate::cli::Progress::Auto,
         limits: Limits::default(),

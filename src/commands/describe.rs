@@ -93,6 +93,9 @@ pub(crate) fn settings(settings: &ReplaySettings, live: bool) -> RunSettings {
         concurrency: settings.concurrency as u64,
         timeout_ms: settings.timeout.as_millis() as u64,
         order: "connection".into(),
+        min_change: settings.thresholds.latency_share,
+        min_change_abs_us: settings.thresholds.latency_us,
+        min_rate_change: settings.thresholds.rate,
     }
 }
 

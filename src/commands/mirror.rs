@@ -370,7 +370,7 @@ pub fn run_with_banner(
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
     let seconds = live.started().elapsed().as_secs_f64();
-    let mut report = render::report(&stats);
+    let mut report = render::report_with(&stats, &settings.thresholds);
     let interface = describe::unhashed(args.live.interface.clone(), None);
     let captured = model::Span {
         start: capture_opened,

@@ -378,7 +378,7 @@ pub fn run(
         writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
     }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
-    let mut report = render::report(&stats);
+    let mut report = render::report_with(&stats, &settings.thresholds);
     let captured = fed.captured.map(|(first, last)| model::Span {
         start: describe::seconds(first),
         end: describe::seconds(last),

@@ -56,6 +56,13 @@ fn refusal(args: &ReportArgs, runs: &[Run], merging: &[Run]) -> Option<String> {
 }
 
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
+    let thresholds = match crate::settings::thresholds(&args.thresholds) {
+        Ok(t) => t,
+        Err(e) => {
+            writeln!(err, "shadowtap: error: {e:#}")?;
+            return Ok(Status::BadInput);
+        }
+    };
     let mut merged = Stats::default();
     let mut runs: Vec<Run> = Vec::new();
     let mut status = Status::Success;
@@ -84,7 +91,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     if read == 0 {
         return Ok(status);
     }
-    let mut report = render::report(&merged);
+    let mut report = render::report_with(&merged, &thresholds);
     // Oldest first, whatever order the files came in.
     runs.sort_by(|a, b| a.ran.start.total_cmp(&b.ran.start).then(a.id.cmp(&b.id)));
     report.runs = runs;

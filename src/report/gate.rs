@@ -11,7 +11,9 @@
 //!   (the same / requests);
 //! - `mismatch.status` and `mismatch.rate` (/ production requests);
 //! - `counts.replayed_share` (replayed / seen) and `counts.dropped_share` (dropped /
-//!   (replayed + dropped)).
+//!   (replayed + dropped));
+//! - `verdicts.regressions` and `verdicts.improvements`: the comparisons with that verdict
+//!   (report::verdict), the whole run's and every route's.
 //!
 //! Latencies are in microseconds and rates are fractions; a number may carry a unit that
 //! fits the metric it is compared with: `300us`, `2ms`, `1.5s` for latencies, `1%` for
@@ -26,7 +28,7 @@
 use anyhow::{anyhow, bail};
 
 use crate::replay::client::Failure;
-use crate::report::model::{self, Quantiles, Report};
+use crate::report::model::{self, Quantiles, Report, VerdictKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -114,6 +116,9 @@ enum Metric {
     ReplayedShare,
     /// `counts.dropped_share`: dropped / (replayed + dropped), the selected requests not sent.
     DroppedShare,
+    /// `verdicts.regressions`, `verdicts.improvements`: comparisons with that verdict, the
+    /// whole run's and every route's.
+    Verdicts(VerdictKind),
     Latency(SideName, Latency, Quantile),
 }
 
@@ -148,6 +153,15 @@ impl Metric {
         let c = &report.counts;
         match self {
             Metric::MismatchStatus => None,
+            // A gate on verdicts needs one comparison with enough data to mean anything.
+            Metric::Verdicts(_) => Some((
+                report
+                    .verdicts
+                    .iter()
+                    .filter(|c| c.verdict != VerdictKind::NotEnoughData)
+                    .count() as u64,
+                "comparisons with enough data",
+            )),
             Metric::MismatchRate => Some((report.production.requests, "production requests")),
             Metric::ShadowErrors | Metric::TransportErrorRate => {
                 Some((side(SideName::Shadow), "requests"))
@@ -175,7 +189,10 @@ impl Metric {
 
     fn kind(self) -> Kind {
         match self {
-            Metric::MismatchStatus | Metric::Requests(_) | Metric::ShadowErrors => Kind::Count,
+            Metric::MismatchStatus
+            | Metric::Requests(_)
+            | Metric::ShadowErrors
+            | Metric::Verdicts(_) => Kind::Count,
             Metric::Latency(..) => Kind::Latency,
             _ => Kind::Rate,
         }
@@ -272,6 +289,14 @@ fn term(text: &str) -> anyhow::Result<Term> {
     let (metric, path) = match (side, side_name, name) {
         ("mismatch", _, "status") => (Metric::MismatchStatus, "mismatch.status".to_string()),
         ("mismatch", _, "rate") => (Metric::MismatchRate, "mismatch.rate".to_string()),
+        ("verdicts", _, "regressions") => (
+            Metric::Verdicts(VerdictKind::Regression),
+            metric.to_string(),
+        ),
+        ("verdicts", _, "improvements") => (
+            Metric::Verdicts(VerdictKind::Improvement),
+            metric.to_string(),
+        ),
         ("counts", _, "replayed_share") => (Metric::ReplayedShare, metric.to_string()),
         ("counts", _, "dropped_share") => (Metric::DroppedShare, metric.to_string()),
         (_, Some(s), "requests") => (Metric::Requests(s), format!("{side}.requests")),
@@ -389,6 +414,9 @@ fn read(report: &Report, metric: Metric, name: &str) -> Result<f64, String> {
         Metric::Requests(s) => side(s).requests as f64,
         Metric::ErrorRate(s) => side(s).error_rate,
         Metric::ShadowErrors => blamed as f64,
+        Metric::Verdicts(kind) => {
+            report.verdicts.iter().filter(|c| c.verdict == kind).count() as f64
+        }
         Metric::Latency(s, latency, q) => {
             let side = side(s);
             let quantiles = match latency {
@@ -552,6 +580,28 @@ mod tests {
             &with(0, (0.0, 0.0), (1, 1), &[], 0),
         );
         assert!(empty[0].not_evaluated.is_some(), "{empty:?}");
+    }
+
+    #[test]
+    fn a_gate_on_verdicts_needs_a_comparison_with_data() {
+        let mut r = report();
+        let c = parse("verdicts.regressions>0").unwrap();
+        assert!(evaluate(&c, &r)[0].not_evaluated.is_some());
+        let comparison = |verdict| model::Comparison {
+            route: None,
+            metric: "ttfb_p50".into(),
+            production: Some(1.0),
+            shadow: Some(2.0),
+            change: Some(1.0),
+            interval: Some([0.5, 1.5]),
+            p_value: Some(0.001),
+            verdict,
+        };
+        r.verdicts = vec![comparison(VerdictKind::NoSignificantChange)];
+        let v = &evaluate(&c, &r)[0];
+        assert!(v.not_evaluated.is_none() && !v.crossed, "{v:?}");
+        r.verdicts.push(comparison(VerdictKind::Regression));
+        assert!(evaluate(&c, &r)[0].crossed);
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod prometheus;
 pub mod replay;
 pub mod saved;
 pub mod summary;
+pub mod verdict;

@@ -55,6 +55,11 @@ pub struct Report {
     #[serde(deserialize_with = "routes")]
     pub routes: Vec<Route>,
     pub schedule: Schedule,
+    /// Each latency percentile and rate, the whole run's then each route's (routes
+    /// without data for any are left out): production against shadow, with an interval,
+    /// a p-value and a verdict (docs/report.md "Verdicts").
+    #[serde(default, deserialize_with = "comparisons")]
+    pub verdicts: Vec<Comparison>,
     /// When `--fail-if` was given: each condition's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_if: Option<Vec<Verdict>>,
@@ -138,6 +143,11 @@ pub struct RunSettings {
     /// How requests of one captured connection are ordered: `connection` (one after
     /// another, as captured).
     pub order: String,
+    /// The verdicts' practical thresholds: `--min-change` (a fraction),
+    /// `--min-change-abs` (µs), `--min-rate-change` (a fraction).
+    pub min_change: f64,
+    pub min_change_abs_us: f64,
+    pub min_rate_change: f64,
 }
 
 /// The accounting of every request seen: `seen = replayed + filtered + incomplete +
@@ -324,6 +334,58 @@ pub struct Verdict {
     pub not_evaluated: Option<String>,
 }
 
+/// What a comparison found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// Worse, significantly and by more than the practical threshold.
+    Regression,
+    /// Better, likewise.
+    Improvement,
+    /// No change both significant and larger than the threshold.
+    NoSignificantChange,
+    /// Too few requests on a side for the interval to exist.
+    NotEnoughData,
+}
+
+impl VerdictKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::Regression => "regression",
+            VerdictKind::Improvement => "improvement",
+            VerdictKind::NoSignificantChange => "no significant change",
+            VerdictKind::NotEnoughData => "not enough data",
+        }
+    }
+}
+
+/// One metric compared, shadow against production.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// The route; null for the whole run.
+    #[schemars(required, schema_with = "nullable::<String>")]
+    pub route: Option<String>,
+    /// `ttfb_p50`, `ttfb_p90`, `ttfb_p99`, `ttfb_p999`, the same for `total`, `error_rate`,
+    /// `4xx_rate`, `5xx_rate`.
+    pub metric: String,
+    /// Each side's value (µs, or a fraction); null without data.
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub production: Option<f64>,
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub shadow: Option<f64>,
+    /// Shadow less production; null without enough data.
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub change: Option<f64>,
+    /// A 95% interval for the change; null without enough data.
+    #[schemars(required, schema_with = "nullable::<[f64; 2]>")]
+    pub interval: Option<[f64; 2]>,
+    /// The test's p-value, before the false-discovery-rate procedure.
+    #[schemars(required, schema_with = "nullable::<f64>")]
+    pub p_value: Option<f64>,
+    pub verdict: VerdictKind,
+}
+
 /// The live capture behind a `mirror` report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -445,6 +507,14 @@ pub const MAX_RUNS: usize = 10_000;
 
 fn runs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Run>, D::Error> {
     at_most(d, MAX_RUNS, "runs")
+}
+
+/// Most comparisons a saved report may list: eleven metrics for the whole run and each
+/// route.
+pub const MAX_COMPARISONS: usize = 11 * (crate::report::saved::MAX_ROUTES + 1);
+
+fn comparisons<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Comparison>, D::Error> {
+    at_most(d, MAX_COMPARISONS, "comparisons")
 }
 
 fn routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {

@@ -9,6 +9,7 @@ use crate::replay::client::Failure;
 use crate::replay::stats::{self, Reason, Stats};
 use crate::report::model::{self, Quantiles, Report, SavedHistogram, StatusClasses};
 use crate::report::saved;
+use crate::report::verdict::Thresholds;
 
 /// The percentiles of `h`, all null when it is empty.
 pub fn quantiles(h: &Histogram<u64>) -> Quantiles {
@@ -47,8 +48,13 @@ fn side(side: &stats::Side, shadow: bool) -> model::Side {
     }
 }
 
-/// The report of a run.
+/// The report of a run, its verdicts with the default thresholds.
 pub fn report(stats: &Stats) -> Report {
+    report_with(stats, &Thresholds::default())
+}
+
+/// The report of a run, its verdicts with thresholds `t`.
+pub fn report_with(stats: &Stats, t: &Thresholds) -> Report {
     let mut counts = model::Counts {
         seen: stats.seen,
         replayed: stats.replayed,
@@ -103,6 +109,7 @@ pub fn report(stats: &Stats) -> Report {
             lateness_us: stats.lateness.as_ref().map(quantiles),
             histogram: stats.lateness.as_ref().map(SavedHistogram::encode),
         },
+        verdicts: crate::report::verdict::verdicts(stats, t),
         fail_if: None,
         capture: None,
         outputs: None,

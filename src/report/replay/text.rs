@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::replay::client::Failure;
-use crate::report::model::{Quantiles, Report};
+use crate::report::model::{Comparison, Quantiles, Report, VerdictKind};
 
 fn ms(us: u64) -> String {
     if us < 1000 {
@@ -63,10 +63,127 @@ fn show(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), ms)
 }
 
+/// A metric's name in the text: `ttfb p99`, `5xx rate`.
+fn metric_name(metric: &str) -> String {
+    metric.replace("_p999", " p99.9").replace('_', " ")
+}
+
+/// A value of `metric`: a latency in µs or a rate.
+fn value(metric: &str, v: f64) -> String {
+    if metric.ends_with("rate") {
+        format!("{:.2}%", 100.0 * v)
+    } else {
+        ms(v.max(0.0).round() as u64)
+    }
+}
+
+/// A change of `metric`, signed: `+1.9 ms`, `-0.5 pp`.
+fn delta(metric: &str, v: f64) -> String {
+    let sign = if v < 0.0 { "-" } else { "+" };
+    if metric.ends_with("rate") {
+        format!("{sign}{:.2} pp", 100.0 * v.abs())
+    } else {
+        format!("{sign}{}", ms(v.abs().round() as u64))
+    }
+}
+
+/// One comparison's line: `REGRESSION  ttfb p99  8.2 ms -> 10.1 ms  +1.9 ms [+1.2 ms, +2.6 ms]`.
+fn finding(c: &Comparison) -> String {
+    let (Some(p), Some(s), Some(d), Some([lo, hi])) =
+        (c.production, c.shadow, c.change, c.interval)
+    else {
+        return String::new();
+    };
+    let word = match c.verdict {
+        VerdictKind::Regression => "REGRESSION",
+        VerdictKind::Improvement => "improvement",
+        _ => "no change",
+    };
+    let m = &c.metric;
+    format!(
+        "{word:<12} {:<12} {} -> {}   {} [{}, {}]",
+        metric_name(m),
+        value(m, p),
+        value(m, s),
+        delta(m, d),
+        delta(m, lo),
+        delta(m, hi)
+    )
+}
+
+/// The verdict lines that open the report: the whole run's changes, then the routes'.
+fn verdicts(o: &mut String, report: &Report) {
+    let changed = |c: &&Comparison| {
+        matches!(
+            c.verdict,
+            VerdictKind::Regression | VerdictKind::Improvement
+        )
+    };
+    let run: Vec<&Comparison> = report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.is_none())
+        .collect();
+    let count = |k: VerdictKind| run.iter().filter(|c| c.verdict == k).count();
+    let (reg, imp) = (
+        count(VerdictKind::Regression),
+        count(VerdictKind::Improvement),
+    );
+    let (same, none) = (
+        count(VerdictKind::NoSignificantChange),
+        count(VerdictKind::NotEnoughData),
+    );
+    let headline = match (reg, imp) {
+        (0, 0) if same == 0 => "NOT ENOUGH DATA".to_string(),
+        (0, 0) => "no significant change".to_string(),
+        (0, _) => "IMPROVED".to_string(),
+        _ => "REGRESSED".to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "verdict: {headline}   ({reg} regressions, {imp} improvements, {same} no significant change, {none} not enough data)"
+    );
+    for c in run.iter().filter(|c| changed(c)) {
+        let _ = writeln!(o, "  {}", finding(c));
+    }
+    let mut routes: Vec<&Comparison> = report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.is_some() && changed(c))
+        .collect();
+    // Regressions first, then the strongest evidence.
+    routes.sort_by(|a, b| {
+        (a.verdict != VerdictKind::Regression)
+            .cmp(&(b.verdict != VerdictKind::Regression))
+            .then(
+                a.p_value
+                    .unwrap_or(1.0)
+                    .total_cmp(&b.p_value.unwrap_or(1.0)),
+            )
+    });
+    for c in routes.iter().take(10) {
+        let _ = writeln!(
+            o,
+            "  {:<28} {}",
+            c.route.as_deref().unwrap_or(""),
+            finding(c)
+        );
+    }
+    if routes.len() > 10 {
+        let _ = writeln!(
+            o,
+            "  ... and {} more route changes (JSON `verdicts`)",
+            routes.len() - 10
+        );
+    }
+    let _ = writeln!(o);
+}
+
 /// The text report.
 pub fn text(report: &Report, title: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{title}");
+    verdicts(&mut o, report);
     let c = &report.counts;
     let (filtered, fd) = category(&c.filtered);
     let (incomplete, id) = category(&c.incomplete);
