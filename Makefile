@@ -1,10 +1,11 @@
 # Quick start: `make demo` replays a bundled capture against an embedded shadow and prints the
 # comparison report; `make test` runs every test.
-# Both first make sure the system's libpcap is there (the `pcap` crate links against it).
+# Both first make sure the system's libpcap is there (the `pcap` crate links against it);
+# `make test` also Chromium, in which a test renders the HTML report.
 
 CARGO ?= cargo
 
-.PHONY: deps demo test check corpus
+.PHONY: deps browser demo test check corpus
 
 deps:
 	@if [ ! -e /usr/include/pcap.h ] && [ ! -e /usr/include/pcap/pcap.h ]; then \
@@ -17,10 +18,22 @@ deps:
 	  fi; \
 	fi
 
+# The HTML report is tested in a real browser (headless Chromium).
+browser:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (the HTML report's test renders it)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || { echo "could not install chromium"; exit 1; }; \
+	  else \
+	    echo "chromium is missing (the tests render the HTML report): run  sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
+
 demo: deps
 	$(CARGO) run --release --quiet -- demo
 
-test: deps
+test: deps browser
 	$(CARGO) test
 
 # What CI checks besides the tests.

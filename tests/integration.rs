@@ -6,6 +6,8 @@ mod support;
 mod capture;
 #[path = "integration/fixtures.rs"]
 mod fixtures;
+#[path = "integration/html.rs"]
+mod html;
 #[path = "integration/inspect.rs"]
 mod inspect;
 #[path = "integration/integrity.rs"]

@@ -1,20 +1,24 @@
-//! The replay report as one self-contained HTML file: the same figures as the text report,
-//! and latency distribution plots (percentile curves, as HdrHistogram plots them) for both
-//! sides, drawn as inline SVG. No scripts, no external files.
+//! The replay report as one self-contained HTML file for a release decision: the verdict
+//! first, then both sides' latency distributions (percentile curves on a "nines" axis, a
+//! log latency axis, labelled ticks), the route table with its significant changes marked,
+//! the run's description, and the text report. Inline SVG and CSS: no scripts, no external
+//! files, nothing fetched.
 
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::report::model::{Report, SavedHistogram};
+use crate::report::model::{Comparison, Report, Route, SavedHistogram, VerdictKind};
 
-/// Quantiles the curves go through; the x axis is `-log10(1 - q)` so the tail gets room.
-const CURVE: &[f64] = &[
-    0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999,
-];
+/// Points of each curve, evenly spaced in nines from p0 to p99.99.
+const POINTS: usize = 48;
+/// The last quantile drawn.
+const LAST: f64 = 0.9999;
 const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 260.0;
-const PAD: f64 = 40.0;
+const HEIGHT: f64 = 280.0;
+const PAD: f64 = 48.0;
+/// Routes listed in the table (the JSON has them all).
+const TABLE_ROUTES: usize = 100;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -23,44 +27,76 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// x of quantile `q`: `-log10(1 - q)`, so p90, p99, p99.9 are evenly apart.
 fn x_of(q: f64) -> f64 {
-    let max = -(1.0 - CURVE[CURVE.len() - 1]).log10();
+    let max = -(1.0 - LAST).log10();
     PAD + (WIDTH - 2.0 * PAD) * (-(1.0 - q).log10()) / max
 }
 
-/// One plot: both sides' percentile curves for one latency.
+/// A latency for a tick label: `100 us`, `1 ms`, `10 s`.
+fn tick_label(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{} ms", us / 1e3)
+    } else {
+        format!("{us} us")
+    }
+}
+
+/// One plot: both sides' percentile curves for one latency, on a log latency axis whose
+/// decades are labelled.
 fn plot(title: &str, production: &Histogram<u64>, shadow: &Histogram<u64>) -> String {
-    let top = production.max().max(shadow.max()).max(1) as f64;
-    let y_of = |us: u64| HEIGHT - PAD - (HEIGHT - 2.0 * PAD) * us as f64 / top;
+    let sides = [production, shadow];
+    let present: Vec<&&Histogram<u64>> = sides.iter().filter(|h| !h.is_empty()).collect();
+    let lowest = present.iter().map(|h| h.min().max(1)).min().unwrap_or(1) as f64;
+    let highest = present.iter().map(|h| h.max().max(1)).max().unwrap_or(10) as f64;
+    let (lo, hi) = (
+        lowest.log10().floor(),
+        highest.log10().ceil().max(lowest.log10().floor() + 1.0),
+    );
+    let y_of = |us: f64| {
+        let at = (us.max(1.0).log10() - lo) / (hi - lo);
+        HEIGHT - PAD - (HEIGHT - 2.0 * PAD) * at
+    };
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\"><title>{}</title>",
+        "<svg class=\"plot\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\"><title>{}</title>",
         escape(title)
     );
+    let (bottom, right) = (HEIGHT - PAD, WIDTH - PAD);
     let _ = write!(
         svg,
-        "<line x1=\"{PAD}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#888\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{b}\" stroke=\"#888\"/>",
-        b = HEIGHT - PAD,
-        r = WIDTH - PAD
+        "<line x1=\"{PAD}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#888\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{bottom}\" stroke=\"#888\"/>"
     );
     for (q, label) in [
+        (0.0, "p0"),
         (0.5, "p50"),
         (0.9, "p90"),
         (0.99, "p99"),
         (0.999, "p99.9"),
         (0.9999, "p99.99"),
     ] {
+        let x = x_of(q);
         let _ = write!(
             svg,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
-            x_of(q),
-            HEIGHT - PAD + 16.0
+            "<line x1=\"{x:.1}\" y1=\"{PAD}\" x2=\"{x:.1}\" y2=\"{bottom}\" stroke=\"#eee\"/><text class=\"xtick\" x=\"{x:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
+            bottom + 16.0
         );
     }
-    let _ = write!(
-        svg,
-        "<text x=\"4\" y=\"{PAD}\" font-size=\"11\">{:.1} ms</text>",
-        top / 1000.0
-    );
+    let mut decade = lo;
+    while decade <= hi {
+        let us = 10f64.powf(decade);
+        let y = y_of(us);
+        let _ = write!(
+            svg,
+            "<line x1=\"{PAD}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text class=\"ytick\" x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            PAD - 4.0,
+            y + 4.0,
+            tick_label(us)
+        );
+        decade += 1.0;
+    }
+    let nines = -(1.0 - LAST).log10();
     for (h, color, name) in [
         (production, "#1f77b4", "production"),
         (shadow, "#d62728", "shadow"),
@@ -68,18 +104,223 @@ fn plot(title: &str, production: &Histogram<u64>, shadow: &Histogram<u64>) -> St
         if h.is_empty() {
             continue;
         }
-        let points: Vec<String> = CURVE
-            .iter()
-            .map(|&q| format!("{:.1},{:.1}", x_of(q), y_of(h.value_at_quantile(q))))
+        let points: Vec<String> = (0..POINTS)
+            .map(|i| {
+                let q = 1.0 - 10f64.powf(-nines * i as f64 / (POINTS - 1) as f64);
+                format!("{:.1},{:.1}", x_of(q), y_of(h.value_at_quantile(q) as f64))
+            })
             .collect();
         let _ = write!(
             svg,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"><title>{name}</title></polyline>",
+            "<polyline class=\"{name}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"><title>{name}</title></polyline>",
             points.join(" ")
         );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A value of `metric` for the page: µs as a latency, a fraction as a percentage.
+fn value(metric: &str, v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if metric.ends_with("rate") => format!("{:.2}%", 100.0 * v),
+        Some(v) if v >= 1000.0 => format!("{:.1} ms", v / 1000.0),
+        Some(v) => format!("{v:.0} us"),
+    }
+}
+
+fn verdict_class(v: VerdictKind) -> &'static str {
+    match v {
+        VerdictKind::Regression => "regression",
+        VerdictKind::Improvement => "improvement",
+        VerdictKind::NoSignificantChange => "same",
+        VerdictKind::NotEnoughData => "nodata",
+    }
+}
+
+/// The verdict section: the headline and every change of the whole run and the routes.
+fn verdict(report: &Report) -> String {
+    let run: Vec<&Comparison> = report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.is_none())
+        .collect();
+    let count = |k| run.iter().filter(|c| c.verdict == k).count();
+    let (reg, imp) = (
+        count(VerdictKind::Regression),
+        count(VerdictKind::Improvement),
+    );
+    let headline = match (reg, imp) {
+        (0, 0) if count(VerdictKind::NoSignificantChange) == 0 => "Not enough data",
+        (0, 0) => "No significant change",
+        (0, _) => "Improved",
+        _ => "Regressed",
+    };
+    let mut o = format!(
+        "<section id=\"verdict\"><h2 class=\"headline\">Verdict: {headline}</h2><p>{reg} regressions, {imp} improvements, {} no significant change, {} not enough data (whole run; routes below).</p><ul>",
+        count(VerdictKind::NoSignificantChange),
+        count(VerdictKind::NotEnoughData)
+    );
+    let changed: Vec<&Comparison> = report
+        .verdicts
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                VerdictKind::Regression | VerdictKind::Improvement
+            )
+        })
+        .collect();
+    for c in changed.iter().take(50) {
+        let _ = write!(
+            o,
+            "<li class=\"{}\"><b>{}</b> {} {}: {} &rarr; {}</li>",
+            verdict_class(c.verdict),
+            c.verdict.name(),
+            escape(c.route.as_deref().unwrap_or("whole run")),
+            escape(&c.metric.replace('_', " ")),
+            value(&c.metric, c.production),
+            value(&c.metric, c.shadow)
+        );
+    }
+    o.push_str("</ul></section>");
+    o
+}
+
+/// The largest significant regression of a route, relative to production (for ordering).
+fn worst(report: &Report, route: &str) -> f64 {
+    report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.as_deref() == Some(route) && c.verdict == VerdictKind::Regression)
+        .filter_map(|c| Some(c.change? / c.production?.max(1e-9)))
+        .fold(0.0, f64::max)
+}
+
+/// The route table: the routes with the largest significant regression first, then by
+/// requests.
+fn routes(report: &Report) -> String {
+    let mut rows: Vec<(&Route, f64)> = report
+        .routes
+        .iter()
+        .map(|r| (r, worst(report, &r.route)))
+        .collect();
+    rows.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then(b.0.shadow.requests.cmp(&a.0.shadow.requests))
+            .then(a.0.route.cmp(&b.0.route))
+    });
+    let mut o = String::from(
+        "<section id=\"routes\"><h2>Routes</h2><table id=\"route-table\"><thead><tr><th>route</th><th>requests</th><th>ttfb p50</th><th>ttfb p99</th><th>error rate</th><th>4xx</th><th>5xx</th><th>mismatches</th><th>verdicts</th></tr></thead><tbody>",
+    );
+    for (r, _) in rows.iter().take(TABLE_ROUTES) {
+        let found: Vec<&Comparison> = report
+            .verdicts
+            .iter()
+            .filter(|c| c.route.as_deref() == Some(&r.route))
+            .filter(|c| {
+                matches!(
+                    c.verdict,
+                    VerdictKind::Regression | VerdictKind::Improvement
+                )
+            })
+            .collect();
+        let class = if found.iter().any(|c| c.verdict == VerdictKind::Regression) {
+            "regression"
+        } else if found.is_empty() {
+            "same"
+        } else {
+            "improvement"
+        };
+        let share = |n: u64, of: u64| {
+            if of == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}%", 100.0 * n as f64 / of as f64)
+            }
+        };
+        let pair = |p: Option<u64>, s: Option<u64>| {
+            format!(
+                "{} &rarr; {}",
+                value("us", p.map(|v| v as f64)),
+                value("us", s.map(|v| v as f64))
+            )
+        };
+        let (p, s) = (&r.production, &r.shadow);
+        let rate = |side: &crate::report::model::Side| {
+            value("error_rate", (side.requests > 0).then_some(side.error_rate))
+        };
+        let _ = write!(
+            o,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} &rarr; {}</td><td>{} &rarr; {}</td><td>{} &rarr; {}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.route),
+            s.requests,
+            pair(p.ttfb_us.p50, s.ttfb_us.p50),
+            pair(p.ttfb_us.p99, s.ttfb_us.p99),
+            rate(p),
+            rate(s),
+            share(p.status.c4xx, p.requests),
+            share(s.status.c4xx, s.requests),
+            share(p.status.c5xx, p.requests),
+            share(s.status.c5xx, s.requests),
+            r.mismatch.status,
+            found
+                .iter()
+                .map(|c| format!("{} {}", c.metric.replace('_', " "), c.verdict.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    o.push_str("</tbody></table>");
+    if report.routes.len() > TABLE_ROUTES {
+        let _ = write!(
+            o,
+            "<p>{} more routes in the JSON report.</p>",
+            report.routes.len() - TABLE_ROUTES
+        );
+    }
+    o.push_str("</section>");
+    o
+}
+
+/// The run section: what was measured, how and when.
+fn run(report: &Report) -> String {
+    let mut o = String::from("<section id=\"run\"><h2>Run</h2>");
+    for r in &report.runs {
+        let inputs: Vec<String> = r
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({} bytes, sha256 {})",
+                    escape(&i.name),
+                    i.bytes.map_or("-".into(), |b| b.to_string()),
+                    i.sha256.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        let _ = write!(
+            o,
+            "<dl><dt>tool</dt><dd>{}</dd><dt>command</dt><dd><code>{}</code></dd><dt>shadow</dt><dd>{}</dd><dt>inputs</dt><dd>{}</dd><dt>ran</dt><dd>{:.1} s</dd><dt>settings</dt><dd>speed {}, sample {}%, concurrency {}, timeout {} ms</dd></dl>",
+            escape(&r.tool),
+            escape(&r.command.join(" ")),
+            escape(&r.shadow),
+            inputs.join("<br>"),
+            r.ran.end - r.ran.start,
+            escape(&r.settings.speed),
+            r.settings.sample,
+            r.settings.concurrency,
+            r.settings.timeout_ms
+        );
+    }
+    if report.runs.is_empty() {
+        o.push_str(
+            "<p>This report does not say what it measured (written before runs were recorded).</p>",
+        );
+    }
+    o.push_str("</section>");
+    o
 }
 
 /// The whole page.
@@ -88,14 +329,15 @@ pub fn page(report: &Report, title: &str) -> String {
     let _ = write!(
         o,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:2em;max-width:60em}}\
+         body{{font-family:system-ui,sans-serif;margin:2em;max-width:72em}}\
          pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}\
+         table{{border-collapse:collapse}}td,th{{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}}\
+         .regression{{background:#fde2e2}}.improvement{{background:#e2f5e2}}\
          .key span{{display:inline-block;width:1em;height:.6em;margin:0 .3em 0 1em}}</style></head><body>\
-         <h1>{t}</h1>\
-         <p class=\"key\"><span style=\"background:#1f77b4\"></span>production (timed off the wire)\
-         <span style=\"background:#d62728\"></span>shadow (timed by the replayer)</p>",
+         <h1>{t}</h1>",
         t = escape(title)
     );
+    o.push_str(&verdict(report));
     let (p, s) = (&report.production.histograms, &report.shadow.histograms);
     // Written by this program a moment ago (or read back within bounds by `report`), so
     // they decode; one that did not would draw as empty.
@@ -105,17 +347,17 @@ pub fn page(report: &Report, title: &str) -> String {
     };
     let _ = write!(
         o,
-        "<h2>Time to first byte</h2>{}",
-        plot("ttfb", &decode(&p.ttfb), &decode(&s.ttfb))
-    );
-    let _ = write!(
-        o,
-        "<h2>Total time</h2>{}",
+        "<section id=\"plots\"><p class=\"key\"><span style=\"background:#1f77b4\"></span>production (timed off the wire)\
+         <span style=\"background:#d62728\"></span>shadow (timed by the replayer)</p>\
+         <h2>Time to first byte</h2>{}<h2>Total time</h2>{}</section>",
+        plot("ttfb", &decode(&p.ttfb), &decode(&s.ttfb)),
         plot("total", &decode(&p.total), &decode(&s.total))
     );
+    o.push_str(&routes(report));
+    o.push_str(&run(report));
     let _ = writeln!(
         o,
-        "<h2>Report</h2><pre>{}</pre></body></html>",
+        "<details><summary>Text report</summary><pre>{}</pre></details></body></html>",
         escape(&super::replay::text(report, title))
     );
     o
@@ -129,28 +371,46 @@ mod tests {
     use crate::replay::client::Answer;
     use crate::replay::stats::Stats;
 
-    #[test]
-    fn the_page_is_self_contained_with_both_curves() {
+    fn sample() -> Stats {
         let mut s = Stats::default();
-        for ms in 1..50u64 {
+        for i in 1..400u64 {
             let a = Answer {
-                status: 200,
-                ttfb: Duration::from_millis(ms),
-                total: Duration::from_millis(ms + 1),
+                status: if i % 5 == 0 { 500 } else { 200 },
+                ttfb: Duration::from_micros(1500 + i * 10),
+                total: Duration::from_micros(1600 + i * 10),
                 body_len: 1,
                 body_cut: false,
             };
+            let route = if i % 2 == 0 { "GET /<x>" } else { "GET /y" };
             s.replayed(
-                "GET /<x>",
-                Some((200, ms as i64 * 900, Some(ms as i64 * 1000))),
+                route,
+                Some((200, 900 + i as i64, Some(1000 + i as i64))),
                 Ok(a),
                 Duration::from_secs(5),
             );
         }
-        let html = page(&crate::report::replay::report(&s), "replay <of> a & b");
+        s
+    }
+
+    #[test]
+    fn the_page_is_self_contained_with_the_verdict_first_and_both_curves() {
+        let html = page(
+            &crate::report::replay::report(&sample()),
+            "replay <of> a & b",
+        );
         assert!(html.starts_with("<!doctype html>"));
         assert_eq!(html.matches("<polyline").count(), 4);
         assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
         assert!(html.contains("replay &lt;of&gt; a &amp; b") && html.contains("GET /&lt;x&gt;"));
+        let verdict = html.find("id=\"verdict\"").unwrap();
+        assert!(verdict < html.find("id=\"plots\"").unwrap());
+        assert!(
+            html.contains("Verdict: Regressed"),
+            "the shadow is slower and fails more"
+        );
+        // Every decade of the latency axis and every nines tick is labelled.
+        assert!(html.contains(">1 ms</text>") && html.contains(">10 ms</text>"));
+        assert!(html.contains(">p99.9</text>") && html.contains(">p99.99</text>"));
+        assert!(html.contains("<tr class=\"regression\"><td>GET /&lt;x&gt;</td>"));
     }
 }
