@@ -11,7 +11,7 @@ use crate::replay::client::Failure;
 use crate::replay::select::Skip;
 use crate::replay::stats::{Reason, Stats};
 use crate::report::gate;
-use crate::report::model::Report;
+use crate::report::model::{Report, REPRESENTATIVE};
 use crate::report::replay as render;
 use crate::settings::ReplaySettings;
 
@@ -85,10 +85,6 @@ pub(crate) fn print_verdicts(
     }
     Ok(())
 }
-
-/// Below this share of the selected requests replayed (replayed / (replayed + dropped)), a
-/// run is not representative of the traffic (DESIGN.md "Exit codes": exit 4).
-pub(crate) const REPRESENTATIVE: f64 = 0.95;
 
 /// The exit status a replay or mirror run earned from its results (DESIGN.md "Exit codes";
 /// the caller adds unreadable inputs and signals), saying on `err` why when it is not 0 or 3.

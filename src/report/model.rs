@@ -42,6 +42,11 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
     pub counts: Counts,
+    /// Whether at least 95% of the selected requests were replayed (replayed / (replayed +
+    /// dropped)); when not, the comparison rests on a small share of the traffic and a run
+    /// under `--fail-if` exits 4.
+    #[serde(default = "yes")]
+    pub representative: bool,
     /// Replayed requests whose production response was captured, as captured.
     pub production: Side,
     /// Every replayed request, as the shadow answered.
@@ -166,6 +171,28 @@ pub struct Counts {
     /// Requests not whole in the capture, by reason.
     #[schemars(schema_with = "incomplete_schema")]
     pub incomplete: BTreeMap<String, u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Below this share of the selected requests replayed (replayed / (replayed + dropped)), a
+/// run is not representative of the traffic (DESIGN.md "Exit codes": exit 4).
+pub const REPRESENTATIVE: f64 = 0.95;
+
+impl Counts {
+    /// Requests selected but not sent.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// Whether the replayed requests are at least [`REPRESENTATIVE`] of the selected ones
+    /// (a run that selected nothing is not unrepresentative).
+    pub fn representative(&self) -> bool {
+        let selected = self.replayed + self.dropped_total();
+        selected == 0 || self.replayed as f64 >= REPRESENTATIVE * selected as f64
+    }
 }
 
 /// One side's figures.

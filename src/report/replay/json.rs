@@ -76,11 +76,13 @@ pub fn report_with(stats: &Stats, t: &Thresholds) -> Report {
             .cmp(&a.1.shadow.requests)
             .then(a.0.cmp(b.0))
     });
+    let representative = counts.representative();
     Report {
         version: model::VERSION,
         runs: Vec::new(),
         interrupted: None,
         counts,
+        representative,
         production: side(&stats.production, false),
         shadow: side(&stats.shadow, true),
         mismatch: model::Mismatch {

@@ -275,3 +275,27 @@ fn the_published_schema_is_the_one_the_types_generate() {
         "run with UPDATE_GOLDEN=1 to accept a change"
     );
 }
+
+#[test]
+fn a_run_that_dropped_most_of_its_requests_says_it_is_not_representative() {
+    let mut s = sample();
+    let r = report(&s);
+    assert!(r.representative);
+    assert!(!text(&r, "t").contains("NOT REPRESENTATIVE"));
+    // 102 replayed, 20 dropped: 84% of the selected requests.
+    s.dropped_many(crate::replay::stats::Dropped::QueueFull, 20);
+    let r = report(&s);
+    assert!(!r.representative);
+    let text = text(&r, "t");
+    assert!(
+        text.contains("NOT REPRESENTATIVE: 102 of 122 selected requests replayed"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("NOT REPRESENTATIVE)"),
+        "{text}"
+    );
+}

@@ -139,9 +139,14 @@ fn verdicts(o: &mut String, report: &Report) {
         (0, _) => "IMPROVED".to_string(),
         _ => "REGRESSED".to_string(),
     };
+    let caveat = if report.counts.representative() {
+        ""
+    } else {
+        ", NOT REPRESENTATIVE"
+    };
     let _ = writeln!(
         o,
-        "verdict: {headline}   ({reg} regressions, {imp} improvements, {same} no significant change, {none} not enough data)"
+        "verdict: {headline}   ({reg} regressions, {imp} improvements, {same} no significant change, {none} not enough data{caveat})"
     );
     for c in run.iter().filter(|c| changed(c)) {
         let _ = writeln!(o, "  {}", finding(c));
@@ -204,6 +209,15 @@ pub fn text(report: &Report, title: &str) -> String {
         dropped,
         parenthesized(&dd)
     );
+    if !c.representative() {
+        let _ = writeln!(
+            o,
+            "NOT REPRESENTATIVE: {} of {} selected requests replayed (below {:.0}%): the comparison rests on a small share of the traffic",
+            c.replayed,
+            c.replayed + dropped,
+            100.0 * crate::report::model::REPRESENTATIVE
+        );
+    }
     let (p, s) = (&report.production, &report.shadow);
     let _ = writeln!(
         o,
