@@ -358,15 +358,12 @@ pub fn run_with_banner(
     // Requests already queued are sent and in-flight ones finish, until --drain-timeout:
     // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
     shutdown.drain(settings.drain_timeout);
-    let (mut stats, tls_error) = engine.into_inner().finish()?;
+    let (mut stats, trouble) = engine.into_inner().finish()?;
     drop(stop_metrics);
     if let Some(server) = metrics {
         server.join();
     }
     stats.merge(&local.stats());
-    if let Some(e) = tls_error {
-        writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
-    }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let capture = counts.prometheus();
     let seconds = live.started().elapsed().as_secs_f64();
@@ -399,7 +396,7 @@ pub fn run_with_banner(
         });
     }
     let verdicts = verdict::fail_if(&settings, &mut report);
-    let mut status = verdict::outcome(&stats, &settings, &verdicts, err)?;
+    let mut status = verdict::outcome(&stats, &settings, &trouble, &verdicts, err)?;
     let title = format!(
         "shadowtap mirror  {} -> http://{}",
         args.live.interface, settings.shadow_authority

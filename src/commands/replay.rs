@@ -363,7 +363,7 @@ pub fn run(
             .join()
             .map_err(|_| anyhow::anyhow!("the capture reader stopped unexpectedly"))
     })?;
-    let (mut stats, tls_error) = finished?;
+    let (mut stats, trouble) = finished?;
     let interrupted = interrupts.first();
     drop(interrupts);
     stats.merge(&fed.skipped);
@@ -374,9 +374,6 @@ pub fn run(
     fed.notes.write_warnings(err)?;
     fed.notes.write_errors(err)?;
     let errors: Vec<&String> = fed.open_errors.iter().chain(&fed.notes.errors).collect();
-    if let Some(e) = tls_error {
-        writeln!(err, "shadowtap: warning: TLS to the shadow failed ({e}); those requests count as connect errors")?;
-    }
     verdict::warn_production_target(&stats, shadow.addr, err)?;
     let mut report = render::report_with(&stats, &settings.thresholds);
     let captured = fed.captured.map(|(first, last)| model::Span {
@@ -393,7 +390,7 @@ pub fn run(
         });
     }
     let verdicts = verdict::fail_if(settings, &mut report);
-    let mut status = verdict::outcome(&stats, settings, &verdicts, err)?;
+    let mut status = verdict::outcome(&stats, settings, &trouble, &verdicts, err)?;
     if !errors.is_empty() {
         status = Status::worst(status, Status::BadInput);
     }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::cli::ReportFormat;
 use crate::commands::Status;
-use crate::replay::client::Failure;
+use crate::replay::client::{Failure, Trouble};
 use crate::replay::select::Skip;
 use crate::replay::stats::{Reason, Stats};
 use crate::report::gate;
@@ -86,6 +86,41 @@ pub(crate) fn print_verdicts(
     Ok(())
 }
 
+/// One line per kind of failure that happened, in words, with its count: `shadow
+/// 127.0.0.1:18099: connect: connection refused (66 of 66)`; and how often and how long the
+/// circuit breaker was open.
+fn failures(
+    stats: &Stats,
+    settings: &ReplaySettings,
+    trouble: &Trouble,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    let shadow = &settings.shadow_authority;
+    for (kind, words) in &trouble.words {
+        let n = stats.shadow.errors.get(*kind);
+        if n == 0 || *kind == Failure::CircuitOpen {
+            continue;
+        }
+        writeln!(
+            err,
+            "shadowtap: warning: shadow {shadow}: {}: {words} ({n} of {} requests)",
+            kind.name(),
+            stats.replayed
+        )?;
+    }
+    let (opened, open_for) = trouble.breaker;
+    if opened > 0 {
+        writeln!(
+            err,
+            "shadowtap: warning: shadow {shadow}: the circuit breaker opened {opened} time{}, {:.1} s in all: {} requests not sent (circuit_open)",
+            if opened == 1 { "" } else { "s" },
+            open_for.as_secs_f64(),
+            stats.shadow.errors.get(Failure::CircuitOpen)
+        )?;
+    }
+    Ok(())
+}
+
 /// The exit status a replay or mirror run earned from its results (DESIGN.md "Exit codes";
 /// the caller adds unreadable inputs and signals), saying on `err` why when it is not 0 or 3.
 /// 1: every replayed request failed in transport (the shadow unreachable; requests cut by
@@ -95,10 +130,12 @@ pub(crate) fn print_verdicts(
 pub(crate) fn outcome(
     stats: &Stats,
     settings: &ReplaySettings,
+    trouble: &Trouble,
     verdicts: &[gate::Verdict],
     err: &mut dyn Write,
 ) -> std::io::Result<Status> {
     let mut status = Status::Success;
+    failures(stats, settings, trouble, err)?;
     let errors = &stats.shadow.errors;
     let cut = errors.get(Failure::Shutdown);
     let failed = errors.blamed();

@@ -278,6 +278,9 @@ fn a_refused_connection_is_a_connect_error_not_a_lost_request() {
         err.contains("every request sent to the shadow failed"),
         "{err}"
     );
+    // Said once, in the operating system's words, with the count.
+    let said = format!("shadow 127.0.0.1:{port}: connect: connection refused (3 of 3 requests)");
+    assert_eq!(err.matches(&said).count(), 1, "{err}");
     assert_eq!(report["shadow"]["errors"]["connect"], 3, "{report}");
     assert_eq!(report["shadow"]["requests"], 3);
     assert_accounted(&report);
@@ -286,12 +289,16 @@ fn a_refused_connection_is_a_connect_error_not_a_lost_request() {
 #[test]
 fn a_shadow_that_never_answers_times_out_into_the_histograms() {
     let s = shadow(Behaviour::Silent);
-    let (_, report, _) = replay(
+    let (_, report, err) = replay(
         &["keepalive-ethernet.pcap"],
         &s.url,
         &["--speed", "max", "--timeout", "200ms"],
     );
     assert_eq!(report["shadow"]["errors"]["timeout"], 3, "{report}");
+    assert!(
+        err.contains(": timeout: no whole answer within the 200ms timeout (3 of 3 requests)"),
+        "{err}"
+    );
     let max = report["shadow"]["ttfb_us"]["max"].as_u64().unwrap();
     assert!((195_000..=205_000).contains(&max), "{max}");
 }
@@ -299,8 +306,12 @@ fn a_shadow_that_never_answers_times_out_into_the_histograms() {
 #[test]
 fn a_shadow_that_resets_gives_reset_errors() {
     let s = shadow(Behaviour::Reset);
-    let (_, report, _) = replay(&["keepalive-ethernet.pcap"], &s.url, &["--speed", "max"]);
+    let (_, report, err) = replay(&["keepalive-ethernet.pcap"], &s.url, &["--speed", "max"]);
     assert_eq!(report["shadow"]["errors"]["reset"], 3, "{report}");
+    assert!(
+        err.contains(": reset: the connection was closed or reset"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -712,7 +723,13 @@ fn https_shadows_are_verified_against_the_given_ca() {
     // Unknown CA: refused, counted, and said once.
     let (_, report, err) = replay(&["keepalive-ethernet.pcap"], &url, &["--speed", "max"]);
     assert_eq!(report["shadow"]["errors"]["connect"], 3, "{report}");
-    assert!(err.contains("TLS"), "{err}");
+    // In words, not as rustls's debug form of the error.
+    let words = err
+        .lines()
+        .find(|l| l.contains(": connect: TLS: "))
+        .unwrap_or_else(|| panic!("no TLS line in {err}"));
+    assert!(!words.contains("Other(") && !words.contains("Error("), "{words}");
+    assert!(words.ends_with("(3 of 3 requests)"), "{words}");
     // --insecure skips verification.
     let (_, report, _) = replay(
         &["keepalive-ethernet.pcap"],

@@ -15,6 +15,12 @@ pub(super) struct Breaker {
     consecutive: u32,
     open_until: Option<Instant>,
     probing: bool,
+    /// Times the circuit opened from closed (a failed probe keeps it open: not counted).
+    opened: u64,
+    /// When it last opened from closed, while it is open or half-open.
+    opened_at: Option<Instant>,
+    /// Time spent open or half-open, closed spells only.
+    open_for: Duration,
 }
 
 impl Breaker {
@@ -37,20 +43,35 @@ impl Breaker {
         self.consecutive == 0 && self.open_until.is_none()
     }
 
-    /// Counts an outcome; `now` is read only for a failure.
+    /// Counts an outcome; `now` is read only for a failure or when the circuit closes.
     pub(super) fn record(&mut self, ok: bool, now: impl FnOnce() -> Instant) {
         if ok {
-            if self.consecutive != 0 || self.open_until.is_some() {
-                *self = Breaker::default();
+            if let Some(at) = self.opened_at.take() {
+                self.open_for += now().saturating_duration_since(at);
             }
+            self.consecutive = 0;
+            self.open_until = None;
+            self.probing = false;
             return;
         }
         let now = now();
         self.consecutive += 1;
         if self.probing || self.consecutive >= BREAKER_TRIP {
+            if self.opened_at.is_none() {
+                self.opened += 1;
+                self.opened_at = Some(now);
+            }
             self.open_until = Some(now + BREAKER_OPEN);
             self.probing = false;
         }
+    }
+
+    /// How many times the circuit opened, and for how long in all up to `now`.
+    pub(super) fn history(&self, now: Instant) -> (u64, Duration) {
+        let current = self
+            .opened_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        (self.opened, self.open_for + current)
     }
 }
 
@@ -78,6 +99,8 @@ mod tests {
         let again = later + BREAKER_OPEN + Duration::from_millis(1);
         assert!(b.allow(|| again));
         b.record(true, || again);
+        // Opened once (the failed probe kept it open), for as long as it was not closed.
+        assert_eq!(b.history(again + BREAKER_OPEN), (1, again - t0));
         assert!(
             b.allow(|| again) && b.allow(|| again),
             "a success closes it"

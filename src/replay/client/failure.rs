@@ -43,6 +43,20 @@ impl Failure {
         self == Failure::Shutdown
     }
 
+    /// What the kind means, for a failure whose own words were not kept.
+    pub fn words(self) -> &'static str {
+        match self {
+            Failure::Timeout => "no whole answer within the timeout",
+            Failure::Connect => "could not connect",
+            Failure::Reset => "the connection was closed or reset before a whole answer",
+            Failure::CircuitOpen => {
+                "not sent: the circuit breaker was open after repeated connect errors or timeouts"
+            }
+            Failure::Shutdown => "still unanswered when the run's drain deadline passed",
+            Failure::Other => "an answer that is not HTTP/1.x, or another I/O error",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Failure::Timeout => "timeout",

@@ -69,6 +69,69 @@ struct Health {
     failing: AtomicBool,
     /// The first TLS handshake error, for a one-line warning at the end.
     tls_error: Mutex<Option<String>>,
+    /// The first failure of each kind, in words (by [`Failure::index`]).
+    words: Mutex<[Option<String>; Failure::ALL.len()]>,
+}
+
+impl Health {
+    /// Keeps `words` as the first of `kind`'s failures, if it is.
+    fn first(&self, kind: Failure, words: impl FnOnce() -> String) {
+        if let Ok(mut all) = self.words.lock() {
+            all[kind.index()].get_or_insert_with(words);
+        }
+    }
+}
+
+/// What went wrong with one shadow over a run, for the lines that say so at the end.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trouble {
+    /// The first failure of each kind that happened, in words.
+    pub words: Vec<(Failure, String)>,
+    /// How many times the circuit breaker opened, and for how long in all.
+    pub breaker: (u64, Duration),
+}
+
+/// An I/O error in words: `connection refused`, without `(os error 111)`.
+fn plain(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut words = text.to_string();
+    if let Some(first) = words.get(..1) {
+        let lower = first.to_lowercase();
+        words.replace_range(..1, &lower);
+    }
+    words
+}
+
+/// A TLS handshake error in words: rustls's certificate errors named as a person would.
+fn tls_words(e: &std::io::Error) -> String {
+    use rustls::{CertificateError, Error};
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) else {
+        return plain(e);
+    };
+    let words = match tls {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the certificate is signed by an unknown authority (--shadow-ca FILE trusts its CA, --insecure skips the check)".to_string()
+        }
+        Error::InvalidCertificate(CertificateError::NotValidForName)
+        | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            "the certificate is not valid for the shadow's name".to_string()
+        }
+        Error::InvalidCertificate(CertificateError::Expired)
+        | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            "the certificate has expired".to_string()
+        }
+        Error::InvalidCertificate(CertificateError::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "the server presented a CA certificate as its own".to_string()
+        }
+        other => other.to_string(),
+    };
+    format!("TLS: {words}")
 }
 
 /// One keep-alive connection's place: empty until the first exchange or after the
@@ -138,10 +201,39 @@ impl Client {
         self.health.tls_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// What went wrong over the run: the first failure of each kind in words, and the
+    /// circuit breaker's openings.
+    pub fn trouble(&self) -> Trouble {
+        let mut words: Vec<(Failure, String)> = self
+            .health
+            .words
+            .lock()
+            .map(|w| {
+                Failure::ALL
+                    .iter()
+                    .filter_map(|&f| w[f.index()].clone().map(|t| (f, t)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for f in Failure::ALL {
+            if !words.iter().any(|(k, _)| *k == f) {
+                words.push((f, f.words().to_string()));
+            }
+        }
+        words.sort_by_key(|(f, _)| f.index());
+        let breaker = self
+            .health
+            .breaker
+            .lock()
+            .map_or((0, Duration::ZERO), |b| b.history(Instant::now()));
+        Trouble { words, breaker }
+    }
+
     async fn connect(&self) -> Result<Conn, Failure> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|_| Failure::Connect)?;
+        let tcp = TcpStream::connect(self.addr).await.map_err(|e| {
+            self.health.first(Failure::Connect, || plain(&e));
+            Failure::Connect
+        })?;
         let _ = tcp.set_nodelay(true);
         let conn = |io: Box<dyn Io>| Conn {
             io,
@@ -157,6 +249,7 @@ impl Client {
                 if let Ok(mut first) = self.health.tls_error.lock() {
                     first.get_or_insert_with(|| e.to_string());
                 }
+                self.health.first(Failure::Connect, || tls_words(&e));
                 Err(Failure::Connect)
             }
         }
@@ -210,13 +303,19 @@ impl Client {
         let was_reused = reused.is_some();
         let first = std::pin::pin!(self.once(reused, request, head));
         let first = slot.within(deadline, first).await;
+        let timed_out = || {
+            self.health.first(Failure::Timeout, || {
+                format!("no whole answer within the {timeout:?} timeout")
+            });
+            Err(Failure::Timeout)
+        };
         let result = match first {
-            None => return Err(Failure::Timeout),
+            None => return timed_out(),
             Some(Err((Failure::Reset, false))) if was_reused => {
                 // Boxed: the rare retry should not double the size of every exchange.
                 let mut retry = Box::pin(self.once(None, request, head));
                 match slot.within(deadline, retry.as_mut()).await {
-                    None => return Err(Failure::Timeout),
+                    None => return timed_out(),
                     Some(r) => r,
                 }
             }

@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::http1::Exchange;
-use crate::replay::client::Client;
+use crate::replay::client::{Client, Trouble};
 use crate::replay::request::Rewrites;
 use crate::replay::stats::Stats;
 use crate::replay::tls::Tls;
@@ -258,10 +258,11 @@ impl Engine {
     }
 
     /// Sends what is queued, waits for every exchange in flight, and returns the merged
-    /// statistics and the first TLS error. With a drain deadline set ([`Shutdown`]) it ends
+    /// statistics and what went wrong with the shadow (the first failure of each kind in
+    /// words, the circuit breaker's openings). With a drain deadline set ([`Shutdown`]) it ends
     /// by then: the batches not yet handed over are dropped if their queue is full, and
     /// what is still queued or in flight at the deadline is dropped or cut.
-    pub fn finish(mut self) -> anyhow::Result<(Stats, Option<String>)> {
+    pub fn finish(mut self) -> anyhow::Result<(Stats, Trouble)> {
         let mut refused = 0;
         if self.shutdown.draining() {
             if let Err(n) = self.try_flush() {
@@ -285,6 +286,6 @@ impl Engine {
         if let Some(Ok(mut log)) = self.log.as_ref().map(|l| l.lock()) {
             log.flush_records();
         }
-        Ok((stats, self.client.tls_error()))
+        Ok((stats, self.client.trouble()))
     }
 }
