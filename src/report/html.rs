@@ -188,23 +188,18 @@ fn verdict(report: &Report) -> String {
     o
 }
 
-/// The largest significant regression of a route, relative to production (for ordering).
-fn worst(report: &Report, route: &str) -> f64 {
-    report
-        .verdicts
-        .iter()
-        .filter(|c| c.route.as_deref() == Some(route) && c.verdict == VerdictKind::Regression)
-        .filter_map(|c| Some(c.change? / c.production?.max(1e-9)))
-        .fold(0.0, f64::max)
-}
-
 /// The route table: the routes with the largest significant regression first, then by
 /// requests.
 fn routes(report: &Report) -> String {
     let mut rows: Vec<(&Route, f64)> = report
         .routes
         .iter()
-        .map(|r| (r, worst(report, &r.route)))
+        .map(|r| {
+            (
+                r,
+                crate::report::verdict::largest_regression(report, &r.route),
+            )
+        })
         .collect();
     rows.sort_by(|a, b| {
         b.1.total_cmp(&a.1)

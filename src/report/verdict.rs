@@ -46,6 +46,17 @@ impl Default for Thresholds {
     }
 }
 
+/// The largest significant regression of a route, relative to production's value (0
+/// without one): the order of the route tables.
+pub fn largest_regression(report: &model::Report, route: &str) -> f64 {
+    report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.as_deref() == Some(route) && c.verdict == VerdictKind::Regression)
+        .filter_map(|c| Some(c.change? / c.production?.abs().max(1e-9)))
+        .fold(0.0, f64::max)
+}
+
 /// The false-discovery rate the Benjamini-Hochberg procedure keeps to.
 const FDR: f64 = 0.05;
 /// z for a two-sided 97.5% interval on each side (their difference then covers 95%).

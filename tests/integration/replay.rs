@@ -728,7 +728,10 @@ fn https_shadows_are_verified_against_the_given_ca() {
         .lines()
         .find(|l| l.contains(": connect: TLS: "))
         .unwrap_or_else(|| panic!("no TLS line in {err}"));
-    assert!(!words.contains("Other(") && !words.contains("Error("), "{words}");
+    assert!(
+        !words.contains("Other(") && !words.contains("Error("),
+        "{words}"
+    );
     assert!(words.ends_with("(3 of 3 requests)"), "{words}");
     // --insecure skips verification.
     let (_, report, _) = replay(

@@ -99,14 +99,23 @@ fn ms(us: u64) -> String {
     crate::report::exchange::duration(Some(i64::try_from(us).unwrap_or(i64::MAX)))
 }
 
+/// One side's part of the line; `-` for a latency without any answer to time (every
+/// request failed), never a latency of 0.
 fn side(s: &Side) -> String {
     if s.requests == 0 {
         return "-".into();
     }
+    let at = |p: f64| {
+        if s.ttfb.is_empty() {
+            "-".to_string()
+        } else {
+            ms(s.ttfb.value_at_percentile(p))
+        }
+    };
     format!(
         "p50 {} p99 {} err {:.1}%",
-        ms(s.ttfb.value_at_percentile(50.0)),
-        ms(s.ttfb.value_at_percentile(99.0)),
+        at(50.0),
+        at(99.0),
         100.0 * s.error_rate()
     )
 }
@@ -138,4 +147,19 @@ pub(super) fn status_line(
         dropped,
         counts.kernel_drops.load(Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_side_with_no_answer_shows_no_latency() {
+        let mut s = Side {
+            requests: 3,
+            ..Side::default()
+        };
+        s.errors.add(crate::replay::client::Failure::Connect, 3);
+        assert_eq!(side(&s), "p50 - p99 - err 100.0%");
+    }
 }

@@ -184,6 +184,127 @@ fn verdicts(o: &mut String, report: &Report) {
     let _ = writeln!(o);
 }
 
+/// The route table: the routes with the largest significant regression first, then the
+/// busiest; each with both sides' ttfb p50/p99, error rate (transport errors included),
+/// 4xx and 5xx shares, mismatches, and its most telling verdict.
+fn routes(o: &mut String, report: &Report) {
+    let _ = writeln!(
+        o,
+        "\n{:<32} {:>7} {:>19} {:>19} {:>15} {:>15} {:>15} {:>6}  verdict",
+        "route",
+        "reqs",
+        "prod p50/p99",
+        "shadow p50/p99",
+        "errors p/s",
+        "4xx p/s",
+        "5xx p/s",
+        "mism"
+    );
+    let mut rows: Vec<(&crate::report::model::Route, f64)> = report
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r,
+                crate::report::verdict::largest_regression(report, &r.route),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then(b.0.shadow.requests.cmp(&a.0.shadow.requests))
+            .then(a.0.route.cmp(&b.0.route))
+    });
+    for (r, _) in rows.iter().take(20) {
+        let pair = |q: &Quantiles| match (q.p50, q.p99) {
+            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
+            _ => "-".to_string(),
+        };
+        let (p, s) = (&r.production, &r.shadow);
+        let both = |a: String, b: String| format!("{a}/{b}");
+        let rate = |side: &crate::report::model::Side| {
+            if side.requests == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", 100.0 * side.error_rate)
+            }
+        };
+        let share = |n: u64, of: u64| {
+            if of == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", 100.0 * n as f64 / of as f64)
+            }
+        };
+        let _ = writeln!(
+            o,
+            "{:<32} {:>7} {:>19} {:>19} {:>15} {:>15} {:>15} {:>6}  {}",
+            r.route,
+            s.requests,
+            pair(&p.ttfb_us),
+            pair(&s.ttfb_us),
+            both(rate(p), rate(s)),
+            both(
+                share(p.status.c4xx, p.requests),
+                share(s.status.c4xx, s.requests)
+            ),
+            both(
+                share(p.status.c5xx, p.requests),
+                share(s.status.c5xx, s.requests)
+            ),
+            r.mismatch.status,
+            telling(report, &r.route)
+        );
+    }
+    if report.routes.len() > 20 {
+        let _ = writeln!(
+            o,
+            "... {} more routes (JSON `routes`)",
+            report.routes.len() - 20
+        );
+    }
+}
+
+/// A route's most telling verdict: its largest regression, else its largest improvement,
+/// else whether anything could be compared.
+fn telling(report: &Report, route: &str) -> String {
+    let mine: Vec<&Comparison> = report
+        .verdicts
+        .iter()
+        .filter(|c| c.route.as_deref() == Some(route))
+        .collect();
+    let relative = |c: &&Comparison| match (c.change, c.production) {
+        (Some(d), Some(p)) => (d / p.abs().max(1e-9)).abs(),
+        _ => 0.0,
+    };
+    for kind in [VerdictKind::Regression, VerdictKind::Improvement] {
+        if let Some(c) = mine
+            .iter()
+            .filter(|c| c.verdict == kind)
+            .max_by(|a, b| relative(a).total_cmp(&relative(b)))
+        {
+            let word = if kind == VerdictKind::Regression {
+                "REGRESSION"
+            } else {
+                "improvement"
+            };
+            return format!(
+                "{word} {} {}",
+                metric_name(&c.metric),
+                delta(&c.metric, c.change.unwrap_or(0.0))
+            );
+        }
+    }
+    if mine
+        .iter()
+        .any(|c| c.verdict == VerdictKind::NoSignificantChange)
+    {
+        "no significant change".into()
+    } else {
+        "not enough data".into()
+    }
+}
+
 /// The text report.
 pub fn text(report: &Report, title: &str) -> String {
     let mut o = String::new();
@@ -314,31 +435,7 @@ pub fn text(report: &Report, title: &str) -> String {
             m.route, m.production, m.shadow, m.count
         );
     }
-    let _ = writeln!(
-        o,
-        "\n{:<40} {:>8} {:>20} {:>20} {:>16}",
-        "route", "reqs", "prod p50/p99", "shadow p50/p99", "5xx prod/shadow"
-    );
-    // The report lists the busiest routes first.
-    for r in report.routes.iter().take(20) {
-        let pair = |q: &Quantiles| match (q.p50, q.p99) {
-            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
-            _ => "-".to_string(),
-        };
-        let _ = writeln!(
-            o,
-            "{:<40} {:>8} {:>20} {:>20} {:>16}",
-            r.route,
-            r.shadow.requests,
-            pair(&r.production.ttfb_us),
-            pair(&r.shadow.ttfb_us),
-            format!(
-                "{} / {}",
-                pct(r.production.status.c5xx, r.production.requests),
-                pct(r.shadow.status.c5xx, r.shadow.requests)
-            )
-        );
-    }
+    routes(&mut o, report);
     if let Some(l) = &report.schedule.lateness_us {
         let _ = writeln!(
             o,
