@@ -93,6 +93,15 @@ pub enum InspectFormat {
     Jsonl,
 }
 
+/// `--keep-order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeepOrder {
+    /// Each request on its own.
+    None,
+    /// One captured connection's requests one after the other.
+    Connection,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// Capture files (pcap or pcapng; several are merged in timestamp order).
@@ -168,6 +177,12 @@ pub struct ShadowArgs {
     /// Which requests `--sample` takes: the same seed takes the same requests.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    /// `connection`: the requests of one captured connection go one after the other, each
+    /// once the shadow answered the one before (for stateful flows). By default each request
+    /// goes on its own to a free connection.
+    #[arg(long, value_enum, value_name = "connection|none", default_value_t = KeepOrder::None)]
+    pub keep_order: KeepOrder,
 
     /// Host header: the shadow URL's authority (default), `keep` (the captured one), or a value.
     #[arg(long, value_name = "keep|VALUE")]

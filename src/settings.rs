@@ -95,6 +95,8 @@ pub struct ReplaySettings {
     pub fail_if: Vec<crate::report::gate::Condition>,
     /// The verdicts' practical thresholds.
     pub thresholds: crate::report::verdict::Thresholds,
+    /// `--keep-order`.
+    pub order: crate::replay::engine::Order,
     /// What the report calls the input (the file names when None).
     pub title: Option<String>,
     pub progress: crate::cli::Progress,
@@ -289,6 +291,10 @@ impl ReplaySettings {
                 None => Vec::new(),
             },
             thresholds: thresholds(&args.thresholds)?,
+            order: match args.keep_order {
+                crate::cli::KeepOrder::None => crate::replay::engine::Order::Independent,
+                crate::cli::KeepOrder::Connection => crate::replay::engine::Order::Connection,
+            },
             title: None,
             progress,
             limits,

@@ -174,6 +174,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Status> {
         bundled: Some(Bundled(CAPTURE)),
         fail_if: Vec::new(),
         thresholds: Default::default(),
+        order: Default::default(),
         title: Some("demo capture".into()),
         progress: crate::cli::Progress::Auto,
         limits: Limits::default(),

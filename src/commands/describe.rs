@@ -92,7 +92,10 @@ pub(crate) fn settings(settings: &ReplaySettings, live: bool) -> RunSettings {
         seed: settings.selection.seed,
         concurrency: settings.concurrency as u64,
         timeout_ms: settings.timeout.as_millis() as u64,
-        order: "connection".into(),
+        order: match settings.order {
+            crate::replay::engine::Order::Independent => "none".into(),
+            crate::replay::engine::Order::Connection => "connection".into(),
+        },
         min_change: settings.thresholds.latency_share,
         min_change_abs_us: settings.thresholds.latency_us,
         min_rate_change: settings.thresholds.rate,

@@ -191,6 +191,7 @@ pub fn run_with_banner(
         queue: args.queue.max(1),
         waiting: args.queue.max(1),
         shards: None,
+        order: settings.order,
         unpaced: false,
     })?;
     // A stop (SIGINT, SIGTERM) ends the capture (the normal end of a run, seen by `live`);

@@ -321,6 +321,7 @@ pub fn run(
         queue: QUEUE,
         waiting: QUEUE * engine::BATCH,
         shards: None,
+        order: settings.order,
         unpaced: unpaced(settings),
     })?;
     let total: u64 = match settings.bundled {

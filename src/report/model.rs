@@ -145,8 +145,8 @@ pub struct RunSettings {
     pub concurrency: u64,
     /// `--timeout`, ms.
     pub timeout_ms: u64,
-    /// How requests of one captured connection are ordered: `connection` (one after
-    /// another, as captured).
+    /// How requests of one captured connection are sent: `none` (each on its own) or
+    /// `connection` (one after another, as captured: `--keep-order connection`).
     pub order: String,
     /// The verdicts' practical thresholds: `--min-change` (a fraction),
     /// `--min-change-abs` (µs), `--min-rate-change` (a fraction).

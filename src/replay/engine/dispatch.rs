@@ -58,7 +58,13 @@ impl Engine {
         }
     }
 
+    /// The shard a job goes to: its captured connection's when requests keep their order
+    /// (a connection's requests must meet in one shard), else the shard whose turn it is
+    /// (the turn passes on when its batch is handed over).
     fn shard_of(&self, flow: FlowId) -> usize {
+        if self.order == super::Order::Independent {
+            return self.turn;
+        }
         // Flow ids are handed out in sequence; a multiplicative hash spreads them anyway.
         (flow.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len()
     }
@@ -125,6 +131,13 @@ impl Engine {
         self.batches[i].len() >= BATCH || self.batch_bytes[i] >= BATCH_BYTES
     }
 
+    /// Once shard `i`'s batch is handed over, the next shard's turn.
+    fn pass_turn(&mut self, i: usize) {
+        if i == self.turn {
+            self.turn = (i + 1) % self.queues.len();
+        }
+    }
+
     /// Takes shard `i`'s batch and its size in jobs and bytes.
     fn take_batch(&mut self, i: usize) -> (Vec<Timed>, usize, usize) {
         let batch = std::mem::replace(&mut self.batches[i], Vec::with_capacity(BATCH));
@@ -134,6 +147,7 @@ impl Engine {
     }
 
     fn send(&mut self, i: usize) {
+        self.pass_turn(i);
         let (batch, n, bytes) = self.take_batch(i);
         self.pending[i].add(n, bytes);
         // A shard gone (its thread ended) has nothing to give back; its count is lost only if
@@ -145,6 +159,7 @@ impl Engine {
         if self.batches[i].is_empty() {
             return Ok(());
         }
+        self.pass_turn(i);
         let (batch, n, bytes) = self.take_batch(i);
         let pending = &self.pending[i];
         if pending.jobs.load(Ordering::Relaxed) + n > self.waiting

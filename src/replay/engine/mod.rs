@@ -90,6 +90,21 @@ pub struct Config {
     /// No send times to keep (`--speed max` without `--rate`): the replay threads run as
     /// batch work (see [`as_batch_work`]).
     pub unpaced: bool,
+    /// Whether the requests of one captured connection wait for each other (`--keep-order`).
+    pub order: Order,
+}
+
+/// How the requests of one captured connection are sent (`--keep-order`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Each request goes on its own, to whichever connection is free, as Envoy's and
+    /// GoReplay's mirrors send them: a slow answer never holds up the requests behind it,
+    /// and the run reaches `--concurrency` whatever the number of captured connections.
+    #[default]
+    Independent,
+    /// One after the other, each after the shadow answered the one before, as the client
+    /// sent them: for stateful flows. A busy connection's requests wait; the others do not.
+    Connection,
 }
 
 /// Live figures for a progress or status line, updated by the shards as they go: one set
@@ -150,6 +165,9 @@ pub struct Engine {
     origin: Option<Instant>,
     pub progress: Arc<Progress>,
     shutdown: Arc<Shutdown>,
+    order: Order,
+    /// With [`Order::Independent`], the shard whose batch is being filled.
+    turn: usize,
 }
 
 impl Engine {
@@ -195,6 +213,7 @@ impl Engine {
                 pending: waiting,
                 shutdown: shutdown.clone(),
                 index: i,
+                keep_order: config.order == Order::Connection,
             };
             let unpaced = config.unpaced;
             let ready = ready.clone();
@@ -232,6 +251,8 @@ impl Engine {
             origin: None,
             progress,
             shutdown,
+            order: config.order,
+            turn: 0,
         })
     }
 

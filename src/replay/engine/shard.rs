@@ -62,6 +62,9 @@ pub(crate) struct Shard {
     pub shutdown: Arc<Shutdown>,
     /// This shard's number, for [`Shutdown`]'s wake-ups.
     pub index: usize,
+    /// Requests of one captured connection go one after the other (`--keep-order
+    /// connection`); otherwise each goes to the least loaded worker.
+    pub keep_order: bool,
 }
 
 /// Jobs waiting in one worker's queue at most.
@@ -108,9 +111,9 @@ pub(super) fn serve(
 /// Sends the jobs of one queue, recording into `stats`.
 ///
 /// Each of `slots` workers owns one connection and sends one request at a time. A job goes
-/// to the worker already holding its captured connection's previous request when that one
-/// is not finished (so requests of a connection stay in order), else to the least loaded
-/// worker. No task, channel or lock per request beyond the worker's queue.
+/// to the least loaded worker; with [`Shard::keep_order`], to the worker already holding its
+/// captured connection's previous request when that one is not finished (so requests of a
+/// connection stay in order). No task, channel or lock per request beyond the worker's queue.
 pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, stats: Collector) {
     let mut workers = Vec::new();
     let mut handles = JoinSet::new();
@@ -178,20 +181,26 @@ pub(crate) async fn run_shard(mut rx: mpsc::Receiver<Vec<Timed>>, shard: Shard, 
                 }
                 None => Instant::now(),
             };
-            if flows.len() >= prune_at {
-                flows.retain(|_, &mut (w, n)| workers[w].done.load(Ordering::Relaxed) < n);
-            }
-            let busy = flows
-                .get(&job.ex.flow)
-                .filter(|&&(w, n)| workers[w].done.load(Ordering::Relaxed) < n)
-                .map(|&(w, _)| w);
+            let busy = if shard.keep_order {
+                if flows.len() >= prune_at {
+                    flows.retain(|_, &mut (w, n)| workers[w].done.load(Ordering::Relaxed) < n);
+                }
+                flows
+                    .get(&job.ex.flow)
+                    .filter(|&&(w, n)| workers[w].done.load(Ordering::Relaxed) < n)
+                    .map(|&(w, _)| w)
+            } else {
+                None
+            };
             let w = busy.unwrap_or_else(|| {
                 let best = least_loaded(&workers, next);
                 next = best + 1;
                 best
             });
             workers[w].given += 1;
-            flows.insert(job.ex.flow, (w, workers[w].given));
+            if shard.keep_order {
+                flows.insert(job.ex.flow, (w, workers[w].given));
+            }
             shard.pending.sub(1, job.bytes);
             let work = Work {
                 ex: job.ex,

@@ -82,6 +82,7 @@ fn test_shard(
         pending: Arc::default(),
         shutdown,
         index: 0,
+        keep_order: true,
     }
 }
 
@@ -92,14 +93,27 @@ async fn run(
     delay_ms: u64,
     jobs: &[(u64, &str, u64)],
 ) -> (Vec<(u64, String)>, Stats) {
+    run_ordered(true, slots, delay_ms, jobs).await
+}
+
+/// [`run`], the requests of one captured connection in order or not (`keep_order`).
+async fn run_ordered(
+    keep_order: bool,
+    slots: usize,
+    delay_ms: u64,
+    jobs: &[(u64, &str, u64)],
+) -> (Vec<(u64, String)>, Stats) {
     let t0 = Instant::now();
     let (addr, seen) = shadow(Duration::from_millis(delay_ms), t0).await;
-    let shard = test_shard(
-        addr,
-        slots,
-        Duration::from_secs(5),
-        Arc::new(Shutdown::new(1)),
-    );
+    let shard = Shard {
+        keep_order,
+        ..test_shard(
+            addr,
+            slots,
+            Duration::from_secs(5),
+            Arc::new(Shutdown::new(1)),
+        )
+    };
     let (tx, rx) = mpsc::channel(4);
     let batch = jobs
         .iter()
@@ -172,6 +186,7 @@ fn config(shards: usize) -> Config {
         waiting: 1_000,
         shards: Some(shards),
         unpaced: false,
+        order: Order::Connection,
     }
 }
 
@@ -224,6 +239,43 @@ fn a_paced_job_goes_at_once_to_an_idle_shard() {
     assert_eq!(engine.batches[0].len(), 1);
     assert_eq!(engine.pending[0].jobs.load(Ordering::Relaxed), 0);
     engine.finish().unwrap();
+}
+
+#[test]
+fn independent_jobs_of_one_connection_are_spread_over_the_shards() {
+    let job = || {
+        let mut ex = crate::replay::test_exchange("GET", "/", &[], b"");
+        ex.flow = FlowId(7);
+        Job {
+            ex: Box::new(ex),
+            at: None,
+        }
+    };
+    for (order, spread) in [(Order::Independent, true), (Order::Connection, false)] {
+        let mut engine = Engine::start(Config { order, ..config(2) }).unwrap();
+        for _ in 0..BATCH + 1 {
+            engine.push(job());
+        }
+        // A full batch went to one shard; the next job waits in the next shard's batch when
+        // connections do not keep their order, in the connection's shard when they do.
+        let filling: Vec<usize> = engine.batches.iter().map(Vec::len).collect();
+        let home = (FlowId(7).0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % 2;
+        let expected = if spread {
+            [0, 1]
+        } else if home == 0 {
+            [1, 0]
+        } else {
+            [0, 1]
+        };
+        assert_eq!(filling, expected, "{order:?}");
+        if spread {
+            assert_eq!(
+                engine.turn, 1,
+                "the first shard's batch went: the second's turn"
+            );
+        }
+        drop(engine);
+    }
 }
 
 #[test]
@@ -344,6 +396,17 @@ async fn a_connection_waits_for_its_previous_answer_and_the_wait_is_lateness() {
     let at: Vec<(u64, &str)> = seen.iter().map(|(ms, t)| (*ms, t.as_str())).collect();
     assert_eq!(at, [(0, "/a"), (10, "/b"), (50, "/c")]);
     assert_eq!(lateness_ms(&stats, 100.0), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn independent_requests_of_one_connection_do_not_wait_for_each_other() {
+    // As above, without --keep-order connection: /c leaves at its time on a free
+    // connection, though /a is still unanswered.
+    let (seen, stats) =
+        run_ordered(false, 4, 50, &[(1, "/a", 0), (2, "/b", 10), (1, "/c", 20)]).await;
+    let at: Vec<(u64, &str)> = seen.iter().map(|(ms, t)| (*ms, t.as_str())).collect();
+    assert_eq!(at, [(0, "/a"), (10, "/b"), (20, "/c")]);
+    assert_eq!(lateness_ms(&stats, 100.0), 0, "nothing was late");
 }
 
 #[tokio::test(start_paused = true)]
