@@ -142,6 +142,10 @@ impl LocalAddrs {
 #[derive(Clone, Debug)]
 pub struct Guard {
     targets: Vec<Target>,
+    /// Every port a target listens on, sorted: a server on another port is no target, so
+    /// most segments of a capture are settled by this short list alone (the pass over the
+    /// files asks about both ends of every segment).
+    ports: Vec<u16>,
     local: LocalAddrs,
     /// `--allow-production-target`: the rule is off (A/A runs against production itself).
     allow: bool,
@@ -151,8 +155,15 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(targets: Vec<Target>, local: LocalAddrs, allow: bool) -> Guard {
+        let mut ports: Vec<u16> = targets
+            .iter()
+            .flat_map(|t| t.addrs.iter().map(|a| a.port()))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
         Guard {
             targets,
+            ports,
             local,
             allow,
             seen: None,
@@ -164,7 +175,17 @@ impl Guard {
         self.find(server).map(|i| &self.targets[i])
     }
 
+    /// Whether some target listens on `port`: every address a target stands for has one of
+    /// the targets' ports, so no other port can be one.
+    #[inline]
+    pub fn is_target_port(&self, port: u16) -> bool {
+        self.ports.contains(&port)
+    }
+
     fn find(&self, server: SocketAddr) -> Option<usize> {
+        if !self.is_target_port(server.port()) {
+            return None;
+        }
         let server = canonical(server);
         self.targets.iter().position(|t| {
             t.addrs.iter().any(|a| {
@@ -296,6 +317,10 @@ const SCAN_CLIENTS: usize = 65_536;
 impl ServerScan {
     /// The target this segment shows as a server, if any.
     pub fn segment(&mut self, guard: &Guard, seg: &crate::wire::Segment<'_>) -> Option<SocketAddr> {
+        // Most segments: neither end on a target's port, so neither end is a target.
+        if !guard.is_target_port(seg.src.port()) && !guard.is_target_port(seg.dst.port()) {
+            return None;
+        }
         let opening = seg.flags.syn() && !seg.flags.ack();
         for (end, peer, from_end) in [(seg.dst, seg.src, false), (seg.src, seg.dst, true)] {
             if guard.target_of(end).is_none() {
@@ -542,6 +567,54 @@ mod tests {
         );
         let remote = guard(&["10.9.9.9:8080"], &[("eth0", "10.1.2.3")]);
         assert!(remote.target_of(addr("10.1.2.3:8080")).is_none());
+    }
+
+    #[test]
+    fn every_port_of_every_target_is_looked_at() {
+        // Two targets, one with addresses on two ports: a server on any of the three ports is
+        // checked in full, one on another port never is.
+        let local = LocalAddrs {
+            by_interface: vec![("eth0".into(), "10.1.2.3".parse().unwrap())],
+        };
+        let g = Guard::new(
+            vec![
+                Target::new(
+                    "shadow",
+                    "http://a",
+                    &[addr("10.0.0.5:8080"), addr("[::1]:9090")],
+                ),
+                Target::new("baseline", "http://b", &[addr("127.0.0.1:7070")]),
+            ],
+            local,
+            false,
+        );
+        for p in [7070, 8080, 9090] {
+            assert!(g.is_target_port(p), "{p}");
+        }
+        assert!(!g.is_target_port(80));
+        assert_eq!(
+            g.target_of(addr("10.0.0.5:8080")).map(|t| t.role),
+            Some("shadow")
+        );
+        assert_eq!(
+            g.target_of(addr("10.1.2.3:9090")).map(|t| t.role),
+            Some("shadow")
+        );
+        assert_eq!(
+            g.target_of(addr("10.1.2.3:7070")).map(|t| t.role),
+            Some("baseline")
+        );
+        assert!(g.target_of(addr("10.0.0.5:80")).is_none());
+        // The scan: a segment between two ports no target has is nothing to it.
+        let mut scan = ServerScan::default();
+        assert_eq!(
+            scan.segment(&g, &segment("10.0.0.5:80", "10.0.0.1:8081", 0x18)),
+            None
+        );
+        assert_eq!(
+            scan.segment(&g, &segment("10.0.0.1:80", "127.0.0.1:7070", 0x18)),
+            Some(addr("127.0.0.1:7070"))
+        );
     }
 
     #[test]
