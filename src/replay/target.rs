@@ -316,11 +316,22 @@ const SCAN_CLIENTS: usize = 65_536;
 
 impl ServerScan {
     /// The target this segment shows as a server, if any.
+    #[inline]
     pub fn segment(&mut self, guard: &Guard, seg: &crate::wire::Segment<'_>) -> Option<SocketAddr> {
         // Most segments: neither end on a target's port, so neither end is a target.
         if !guard.is_target_port(seg.src.port()) && !guard.is_target_port(seg.dst.port()) {
             return None;
         }
+        self.on_target_port(guard, seg)
+    }
+
+    /// [`ServerScan::segment`] for a segment with an end on a target's port.
+    #[inline(never)]
+    fn on_target_port(
+        &mut self,
+        guard: &Guard,
+        seg: &crate::wire::Segment<'_>,
+    ) -> Option<SocketAddr> {
         let opening = seg.flags.syn() && !seg.flags.ack();
         for (end, peer, from_end) in [(seg.dst, seg.src, false), (seg.src, seg.dst, true)] {
             if guard.target_of(end).is_none() {
