@@ -2,6 +2,7 @@
 """Replay throughput against the same local target as wrk (and oha when installed), in one run.
 
 Usage: benches/replay_vs_wrk.py [--size-mb 300] [--runs 5] [--seconds 10] [--schedule-runs 5]
+                                [--baseline OTHER_SHADOWTAP]...
 
 Starts nginx on 127.0.0.1 returning 204 to everything (needs `apt-get install nginx-light
 wrk`; `cargo install oha` for the second reference), measures wrk and oha at 64 keep-alive
@@ -17,6 +18,10 @@ capture against the same nginx (p50, p99 and max per run):
   replay does what wrk does plus reading and decoding the capture;
 - "page capture": the same GETs answered with a 2.8 KB HTML page, so the reader decodes
   about ten times as many bytes per request.
+
+`--baseline` (repeatable) adds another shadowtap binary (an older build) to every round, on
+both captures, named by its file name, so a before/after comparison sees the same machine
+drift.
 """
 import argparse
 import json
@@ -130,6 +135,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--schedule-runs", type=int, default=5)
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="another shadowtap binary, replayed in the same rounds (repeatable)")
     args = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -149,7 +156,12 @@ def main():
         captures.append((name, path))
     port = free_port()
     tools = [("wrk", None)] + ([("oha", None)] if shutil.which("oha") else [])
-    tools += [(f"shadowtap, {name}", capture) for name, capture in captures]
+    binaries = {}
+    for name, capture in captures:
+        binaries[f"shadowtap, {name}"] = shadowtap
+        for other in args.baseline:
+            binaries[f"{os.path.basename(other)}, {name}"] = other
+    tools += [(tool, capture) for name, capture in captures for tool in binaries if tool.endswith(name)]
     rates = {name: [] for name, _ in tools}
     notes = {name: [] for name, _ in tools}
     with tempfile.TemporaryDirectory() as tmp, nginx(tmp, SERVERS.format(port=port)):
@@ -165,21 +177,21 @@ def main():
                     elif name == "oha":
                         rates[name].append(oha(url, args.seconds))
                     else:
-                        rate, requests = replay(shadowtap, capture, url.rstrip("/"), watch)
+                        rate, requests = replay(binaries[name], capture, url.rstrip("/"), watch)
                         rates[name].append(rate)
                 notes[name].append((requests, watch.peak, watch.rss))
         # The schedule at --speed 1: the bundled demo capture (800 requests over 8 s, a real
         # recording) against the same nginx, which keeps up.
         schedule = [lateness(shadowtap, url.rstrip("/")) for _ in range(args.schedule_runs)]
     print(f"nginx returning 204 on loopback, {CONNECTIONS} connections, median of {args.runs} rounds")
-    print(f"  {'tool':<26} {'req/s':>10} {'x wrk':>7} {'range':>11}")
+    print(f"  {'tool':<34} {'req/s':>10} {'x wrk':>7} {'range':>11}")
     for name, _ in tools:
         ratios = [r / w for r, w in zip(rates[name], rates["wrk"])]
         requests, _, rss = notes[name][-1]
         note = f"  at most {max(n[1] for n in notes[name])} connections"
         if requests:
             note += f", {requests} requests, {flat(rss)}"
-        print(f"  {name:<26} {statistics.median(rates[name]):10.0f} {statistics.median(ratios):7.2f} "
+        print(f"  {name:<34} {statistics.median(rates[name]):10.0f} {statistics.median(ratios):7.2f} "
               f"{min(ratios):5.2f}-{max(ratios):4.2f}{note}")
     print(f"schedule error at --speed 1 (demo capture, {len(schedule)} runs), microseconds:")
     for key in ("p50", "p99", "max"):

@@ -211,6 +211,11 @@ pub fn path_of(target: &[u8]) -> &[u8] {
 
 /// What follows `scheme://` when `target` starts with a scheme, if it does.
 fn after_scheme(target: &[u8]) -> Option<&[u8]> {
+    // A scheme starts with a letter: origin-form (`/...`, nearly every request) has none,
+    // and needs no search for a colon.
+    if !target.first().is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
     let colon = memchr::memchr(b':', target)?;
     let scheme = &target[..colon];
     let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)

@@ -92,7 +92,13 @@ pub(crate) async fn read_head(
     let mut head_start: Option<Instant> = None;
     let mut last_read = Instant::now();
     loop {
-        match parse_head(buf, head) {
+        // Nothing read yet (the usual start): no head to parse.
+        let parsed = if buf.is_empty() {
+            HeadParse::Partial
+        } else {
+            parse_head(buf, head)
+        };
+        match parsed {
             HeadParse::Partial => {
                 let n = read_more(conn, buf)
                     .await
@@ -138,7 +144,8 @@ enum HeadParse {
 /// the connection is dropped (RFC 9112 section 6.3 item 5), where the passive capture side
 /// reads such a body to the close and flags it.
 fn parse_head(buf: &[u8], head_request: bool) -> HeadParse {
-    // The head limit is the capture side's (64 KiB); its counters are not wanted here.
+    // The head limit is the capture side's (64 KiB); its counters are not wanted here (a
+    // scratch set, not kept across reads: the exchange's future stays small).
     let limits = Limits::default();
     let mut counters = HttpCounters::default();
     match head::response(buf, &limits, &mut counters) {

@@ -142,6 +142,10 @@ impl LocalAddrs {
 #[derive(Clone, Debug)]
 pub struct Guard {
     targets: Vec<Target>,
+    /// Every port a target listens on, sorted: a server on another port is no target, so
+    /// most segments of a capture are settled by this short list alone (the pass over the
+    /// files asks about both ends of every segment).
+    ports: Vec<u16>,
     local: LocalAddrs,
     /// `--allow-production-target`: the rule is off (A/A runs against production itself).
     allow: bool,
@@ -151,8 +155,15 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(targets: Vec<Target>, local: LocalAddrs, allow: bool) -> Guard {
+        let mut ports: Vec<u16> = targets
+            .iter()
+            .flat_map(|t| t.addrs.iter().map(|a| a.port()))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
         Guard {
             targets,
+            ports,
             local,
             allow,
             seen: None,
@@ -164,7 +175,21 @@ impl Guard {
         self.find(server).map(|i| &self.targets[i])
     }
 
+    /// Whether some target listens on `port`: every address a target stands for has one of
+    /// the targets' ports, so no other port can be one.
+    #[inline]
+    #[allow(
+        clippy::manual_contains,
+        reason = "contains on this short slice compiles to a call per question; the loop inlines"
+    )]
+    pub fn is_target_port(&self, port: u16) -> bool {
+        self.ports.iter().any(|&p| p == port)
+    }
+
     fn find(&self, server: SocketAddr) -> Option<usize> {
+        if !self.is_target_port(server.port()) {
+            return None;
+        }
         let server = canonical(server);
         self.targets.iter().position(|t| {
             t.addrs.iter().any(|a| {
@@ -295,7 +320,22 @@ const SCAN_CLIENTS: usize = 65_536;
 
 impl ServerScan {
     /// The target this segment shows as a server, if any.
+    #[inline]
     pub fn segment(&mut self, guard: &Guard, seg: &crate::wire::Segment<'_>) -> Option<SocketAddr> {
+        // Most segments: neither end on a target's port, so neither end is a target.
+        if !guard.is_target_port(seg.src.port()) && !guard.is_target_port(seg.dst.port()) {
+            return None;
+        }
+        self.on_target_port(guard, seg)
+    }
+
+    /// [`ServerScan::segment`] for a segment with an end on a target's port.
+    #[inline(never)]
+    fn on_target_port(
+        &mut self,
+        guard: &Guard,
+        seg: &crate::wire::Segment<'_>,
+    ) -> Option<SocketAddr> {
         let opening = seg.flags.syn() && !seg.flags.ack();
         for (end, peer, from_end) in [(seg.dst, seg.src, false), (seg.src, seg.dst, true)] {
             if guard.target_of(end).is_none() {

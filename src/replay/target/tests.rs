@@ -82,6 +82,54 @@ fn a_local_target_is_this_machine_on_its_port() {
 }
 
 #[test]
+fn every_port_of_every_target_is_looked_at() {
+    // Two targets, one with addresses on two ports: a server on any of the three ports is
+    // checked in full, one on another port never is.
+    let local = LocalAddrs {
+        by_interface: vec![("eth0".into(), "10.1.2.3".parse().unwrap())],
+    };
+    let g = Guard::new(
+        vec![
+            Target::new(
+                "shadow",
+                "http://a",
+                &[addr("10.0.0.5:8080"), addr("[::1]:9090")],
+            ),
+            Target::new("baseline", "http://b", &[addr("127.0.0.1:7070")]),
+        ],
+        local,
+        false,
+    );
+    for p in [7070, 8080, 9090] {
+        assert!(g.is_target_port(p), "{p}");
+    }
+    assert!(!g.is_target_port(80));
+    assert_eq!(
+        g.target_of(addr("10.0.0.5:8080")).map(|t| t.role),
+        Some("shadow")
+    );
+    assert_eq!(
+        g.target_of(addr("10.1.2.3:9090")).map(|t| t.role),
+        Some("shadow")
+    );
+    assert_eq!(
+        g.target_of(addr("10.1.2.3:7070")).map(|t| t.role),
+        Some("baseline")
+    );
+    assert!(g.target_of(addr("10.0.0.5:80")).is_none());
+    // The scan: a segment between two ports no target has is nothing to it.
+    let mut scan = ServerScan::default();
+    assert_eq!(
+        scan.segment(&g, &segment("10.0.0.5:80", "10.0.0.1:8081", 0x18)),
+        None
+    );
+    assert_eq!(
+        scan.segment(&g, &segment("10.0.0.1:80", "127.0.0.1:7070", 0x18)),
+        Some(addr("127.0.0.1:7070"))
+    );
+}
+
+#[test]
 fn a_live_capture_refuses_a_local_target_its_filter_admits() {
     let g = guard(&["127.0.0.1:8080"], &[("eth0", "10.1.2.3")]);
     let port = |p: u16| move |a: SocketAddr| a.port() == p;
