@@ -4,8 +4,8 @@
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::Read;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
@@ -127,54 +127,53 @@ pub(crate) fn run(
     }
 }
 
-/// The SHA-256 of what a reader passed on, shared with whoever reads the file through it.
-#[derive(Clone, Default)]
-pub(crate) struct Hash(Arc<Mutex<(Sha256, u64)>>);
-
-impl Hash {
-    /// `inner`, hashing what is read through it.
-    pub(crate) fn reader<R: Read>(&self, inner: R) -> Hashing<R> {
-        Hashing {
-            inner,
-            hash: self.clone(),
-        }
-    }
-
-    /// The file's description: its size and hash. What the reader did not reach (a
-    /// capture cut short stops its reader early) is read here, so the hash is of the whole
-    /// file.
-    pub(crate) fn input(&self, path: &Path) -> Input {
-        let name = path.display().to_string();
-        let Ok(whole) = std::fs::metadata(path).map(|m| m.len()) else {
-            return unhashed(name, None);
-        };
-        let whole = Some(whole);
-        let mut state = match self.0.lock() {
-            Ok(s) => s,
-            Err(_) => return unhashed(name, whole),
-        };
-        if let Some(len) = whole.filter(|&len| len > state.1) {
-            if rest(path, state.1, &mut state.0).is_err() {
-                return unhashed(name, whole);
+/// The inputs' descriptions: each regular file's size and SHA-256, `bundled` bytes (`demo`)
+/// hashed in place of the one file, and standard input or a pipe as a name alone. `stop`
+/// ends the hashing early (the files are then described without a hash).
+pub(crate) fn inputs(files: &[PathBuf], bundled: Option<&[u8]>, stop: &AtomicBool) -> Vec<Input> {
+    files
+        .iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            if let Some(bytes) = bundled {
+                return bytes_input(name, bytes);
             }
-            state.1 = len;
-        }
-        let digest = state.0.clone().finalize();
-        Input {
-            name,
-            bytes: Some(state.1),
-            sha256: Some(hex(&digest)),
-        }
-    }
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => match hash_file(path, stop) {
+                    Some((bytes, sha)) => Input {
+                        name,
+                        bytes: Some(bytes),
+                        sha256: Some(sha),
+                    },
+                    None => unhashed(name, Some(m.len())),
+                },
+                _ => unhashed(name, None),
+            }
+        })
+        .collect()
 }
 
-/// Hashes the bytes of `path` from `offset` on into `hasher`.
-fn rest(path: &Path, offset: u64, hasher: &mut Sha256) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    std::io::copy(&mut file, hasher)?;
-    Ok(())
+/// A file's size and SHA-256 (hex), read 1 MiB at a time; None when it cannot be read or
+/// `stop` is set.
+fn hash_file(path: &Path, stop: &AtomicBool) -> Option<(u64, String)> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Some((total, hex(&hasher.finalize())))
 }
 
 /// An input that could not be hashed (standard input, a pipe, a file gone since).
@@ -197,23 +196,6 @@ pub(crate) fn bytes_input(name: String, bytes: &[u8]) -> Input {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A reader that hashes what passes through it.
-pub(crate) struct Hashing<R> {
-    inner: R,
-    hash: Hash,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut state) = self.hash.0.lock() {
-            state.0.update(&buf[..n]);
-            state.1 += n as u64;
-        }
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
@@ -248,19 +230,26 @@ mod tests {
     }
 
     #[test]
-    fn a_file_is_hashed_whole_even_when_its_reader_stopped_early() {
+    fn files_are_hashed_whole_and_a_stop_leaves_the_hash_out() {
         let dir = std::env::temp_dir().join(format!("shadowtap-describe-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.bin");
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        // Past one read's worth, so the hash is of several reads.
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let hash = Hash::default();
-        let mut reader = hash.reader(std::fs::File::open(&path).unwrap());
-        let mut first = vec![0u8; 1000];
-        reader.read_exact(&mut first).unwrap();
-        let input = hash.input(&path);
-        assert_eq!(input.bytes, Some(100_000));
-        assert_eq!(input.sha256, Some(hex(&Sha256::digest(&data))));
+        let files = [path.clone(), dir.join("missing")];
+        let run = AtomicBool::new(false);
+        let got = inputs(&files, None, &run);
+        assert_eq!(got[0].bytes, Some(3_000_000));
+        assert_eq!(got[0].sha256, Some(hex(&Sha256::digest(&data))));
+        assert_eq!((got[1].bytes, got[1].sha256.as_deref()), (None, None));
+        let stopped = inputs(&files, None, &AtomicBool::new(true));
+        assert_eq!(
+            (stopped[0].bytes, stopped[0].sha256.as_deref()),
+            (Some(3_000_000), None)
+        );
+        let bundled = inputs(&files[..1], Some(b"abc"), &run);
+        assert_eq!(bundled[0].bytes, Some(3));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -195,46 +195,52 @@ fn open_capture(
 /// The pass over the capture files made before anything is sent: each file's size and
 /// SHA-256 for the report and, given the rule's `guard` (not under
 /// `--allow-production-target`), the first file, and the server in it, that is a target.
-/// Standard input cannot be read twice: it is neither hashed nor scanned, its traffic is
-/// checked as it is replayed (stop at first sight). Files that cannot be read are left to
-/// the replay itself to report.
+/// The hashes are taken on a thread of their own while this one scans, so the pass takes
+/// as long as the longer of the two, not both. Standard input cannot be read twice: it is
+/// neither hashed nor scanned, its traffic is checked as it is replayed (stop at first
+/// sight). Files that cannot be read are left to the replay itself to report.
 fn pre_pass(
     settings: &ReplaySettings,
     guard: Option<&Guard>,
 ) -> Result<Vec<Input>, (PathBuf, SocketAddr)> {
-    let mut inputs = Vec::new();
-    for path in &settings.files {
-        let name = path.display().to_string();
-        if let Some(Bundled(bytes)) = settings.bundled {
-            inputs.push(describe::bytes_input(name, bytes));
-            if let (Some(guard), Ok(mut reader)) = (guard, open_capture(settings, path)) {
-                if let Some(server) = production_in(settings, &mut reader, guard) {
-                    return Err((path.clone(), server));
-                }
-            }
+    let bundled = settings.bundled.map(|Bundled(bytes)| bytes);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let hash = || describe::inputs(&settings.files, bundled, &stop);
+        let hashing = std::thread::Builder::new()
+            .name("shadowtap-hash".into())
+            .spawn_scoped(scope, hash);
+        let found = guard.and_then(|g| production_in_files(settings, g));
+        if found.is_some() {
+            // Refused: the hashes are not needed.
+            stop.store(true, Ordering::Relaxed);
+        }
+        let inputs = match hashing {
+            Ok(thread) => thread.join().unwrap_or_default(),
+            // No thread to be had: hashed here, after the scan.
+            Err(_) => describe::inputs(&settings.files, bundled, &stop),
+        };
+        match found {
+            Some(found) => Err(found),
+            None => Ok(inputs),
+        }
+    })
+}
+
+/// The first file, and the server in it, that is a target; only files that can be read
+/// twice (a pipe or a terminal would be used up by this pass).
+fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
+    let rereadable =
+        |p: &PathBuf| settings.bundled.is_some() || std::fs::metadata(p).is_ok_and(|m| m.is_file());
+    for path in settings.files.iter().filter(|p| rereadable(p)) {
+        let Ok(mut reader) = open_capture(settings, path) else {
             continue;
+        };
+        if let Some(server) = production_in(settings, &mut reader, guard) {
+            return Some((path.clone(), server));
         }
-        // Only what can be read twice: a pipe or a terminal would be used up by this pass.
-        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-            inputs.push(describe::unhashed(name, None));
-            continue;
-        }
-        let hash = describe::Hash::default();
-        if let Some(guard) = guard {
-            let limits = settings.limits.capture.clone();
-            let opened = std::fs::File::open(path).map(|f| {
-                let hashed: Box<dyn std::io::Read + Send> = Box::new(hash.reader(f));
-                CaptureReader::with_limits(hashed, name.clone(), limits)
-            });
-            if let Ok(Ok(mut reader)) = opened {
-                if let Some(server) = production_in(settings, &mut reader, guard) {
-                    return Err((path.clone(), server));
-                }
-            }
-        }
-        inputs.push(hash.input(path));
     }
-    Ok(inputs)
+    None
 }
 
 /// The first server in one capture that is a target, looking at every connection whatever
