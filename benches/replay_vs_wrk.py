@@ -160,7 +160,11 @@ def main():
     for name, capture in captures:
         binaries[f"shadowtap, {name}"] = shadowtap
         for other in args.baseline:
-            binaries[f"{os.path.basename(other)}, {name}"] = other
+            # The path when its file name is this build's own: two builds must not share a row.
+            label = os.path.basename(other)
+            if label == "shadowtap":
+                label = other
+            binaries[f"{label}, {name}"] = other
     tools += [(tool, capture) for name, capture in captures for tool in binaries if tool.endswith(name)]
     rates = {name: [] for name, _ in tools}
     notes = {name: [] for name, _ in tools}

@@ -6,6 +6,7 @@ use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
@@ -151,6 +152,59 @@ pub(crate) fn inputs(files: &[PathBuf], bundled: Option<&[u8]>, stop: &AtomicBoo
             }
         })
         .collect()
+}
+
+/// The inputs being hashed on a thread of their own, at the lowest priority, so that the
+/// replay never waits for them: hashing 300 MB takes a quarter of a second.
+pub(crate) struct Hashing {
+    files: Vec<PathBuf>,
+    bundled: Option<&'static [u8]>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Input>>>,
+}
+
+impl Hashing {
+    pub(crate) fn start(files: &[PathBuf], bundled: Option<&'static [u8]>) -> Hashing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (list, flag) = (files.to_vec(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("shadowtap-hash".into())
+            .spawn(move || {
+                lowest_priority();
+                inputs(&list, bundled, &flag)
+            })
+            .ok();
+        Hashing {
+            files: files.to_vec(),
+            bundled,
+            stop,
+            thread,
+        }
+    }
+
+    /// The inputs' descriptions, waiting for the hashes unless `now` (a signal stopped the
+    /// run: the report must not wait; the files are then described without one).
+    pub(crate) fn finish(self, now: bool) -> Vec<Input> {
+        if now {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        match self.thread.map(std::thread::JoinHandle::join) {
+            Some(Ok(inputs)) => inputs,
+            // No thread could be started (or it ended badly): hashed here.
+            _ => inputs(&self.files, self.bundled, &self.stop),
+        }
+    }
+}
+
+/// Puts the calling thread at the lowest priority (nice 19): Linux's nice is per thread.
+/// Best effort.
+fn lowest_priority() {
+    // SAFETY: gettid has no arguments and cannot fail; setpriority only reads its
+    // arguments.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 /// A file's size and SHA-256 (hex), read 1 MiB at a time; None when it cannot be read or

@@ -26,7 +26,7 @@ use crate::replay::schedule::Scheduler;
 use crate::replay::select::Skip;
 use crate::replay::stats::Stats;
 use crate::replay::target::{Guard, LocalAddrs, ProductionTarget, ServerScan, Shadow, Watch};
-use crate::report::model::{self, Input};
+use crate::report::model;
 use crate::report::replay as render;
 use crate::settings::{Bundled, ReplaySettings, Speed};
 use crate::wire::Decoder;
@@ -192,41 +192,6 @@ fn open_capture(
     }
 }
 
-/// The pass over the capture files made before anything is sent: each file's size and
-/// SHA-256 for the report and, given the rule's `guard` (not under
-/// `--allow-production-target`), the first file, and the server in it, that is a target.
-/// The hashes are taken on a thread of their own while this one scans, so the pass takes
-/// as long as the longer of the two, not both. Standard input cannot be read twice: it is
-/// neither hashed nor scanned, its traffic is checked as it is replayed (stop at first
-/// sight). Files that cannot be read are left to the replay itself to report.
-fn pre_pass(
-    settings: &ReplaySettings,
-    guard: Option<&Guard>,
-) -> Result<Vec<Input>, (PathBuf, SocketAddr)> {
-    let bundled = settings.bundled.map(|Bundled(bytes)| bytes);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let hash = || describe::inputs(&settings.files, bundled, &stop);
-        let hashing = std::thread::Builder::new()
-            .name("shadowtap-hash".into())
-            .spawn_scoped(scope, hash);
-        let found = guard.and_then(|g| production_in_files(settings, g));
-        if found.is_some() {
-            // Refused: the hashes are not needed.
-            stop.store(true, Ordering::Relaxed);
-        }
-        let inputs = match hashing {
-            Ok(thread) => thread.join().unwrap_or_default(),
-            // No thread to be had: hashed here, after the scan.
-            Err(_) => describe::inputs(&settings.files, bundled, &stop),
-        };
-        match found {
-            Some(found) => Err(found),
-            None => Ok(inputs),
-        }
-    })
-}
-
 /// The first file, and the server in it, that is a target; only files that can be read
 /// twice (a pipe or a terminal would be used up by this pass).
 fn production_in_files(settings: &ReplaySettings, guard: &Guard) -> Option<(PathBuf, SocketAddr)> {
@@ -300,13 +265,13 @@ pub fn run(
     // with the same ones.
     let started = describe::now();
     let local = LocalAddrs::of_this_machine();
-    let inputs = match check_inputs(settings, shadow, &local) {
-        Ok(inputs) => inputs,
-        Err(refusal) => {
-            writeln!(err, "shadowtap: error: {refusal}")?;
-            return Ok(Status::BadInput);
-        }
-    };
+    if let Some(refusal) = refusal(settings, shadow, &local) {
+        writeln!(err, "shadowtap: error: {refusal}")?;
+        return Ok(Status::BadInput);
+    }
+    // The inputs' hashes, for the report, on a thread of their own that yields to the
+    // replay: the first request does not wait for them.
+    let hashing = describe::Hashing::start(&settings.files, settings.bundled.map(|b| b.0));
     // Outputs are created before anything is sent: a path that is refused or cannot be
     // created stops the run at once (exit 2), not after it.
     let outputs = match Outputs::create(settings) {
@@ -387,6 +352,7 @@ pub fn run(
         start: describe::seconds(first),
         end: describe::seconds(last),
     });
+    let inputs = hashing.finish(interrupted.is_some());
     report.runs = vec![describe::run("replay", settings, inputs, captured, started)];
     report.interrupted = interrupted.map(|signal| signal.name().to_string());
     let log = outputs.log_summary();
@@ -442,22 +408,20 @@ fn title(settings: &ReplaySettings, interrupted: Option<Signal>) -> String {
     title
 }
 
-/// The inputs' descriptions, or why the replay must not start: a target is a server in the
-/// capture files (decided before anything is sent, DESIGN.md "Safety").
-fn check_inputs(
-    settings: &ReplaySettings,
-    shadow: &Shadow,
-    local: &LocalAddrs,
-) -> Result<Vec<Input>, String> {
+/// Why the replay must not start: a target is a server in the capture files (decided in a
+/// pass over the files before anything is sent, DESIGN.md "Safety"; not under
+/// `--allow-production-target`).
+fn refusal(settings: &ReplaySettings, shadow: &Shadow, local: &LocalAddrs) -> Option<String> {
+    if settings.allow_production_target {
+        return None;
+    }
     let guard = Guard::new(vec![shadow.target.clone()], local.clone(), false);
-    let guard = (!settings.allow_production_target).then_some(&guard);
-    pre_pass(settings, guard).map_err(|(path, server)| {
-        format!(
-            "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
-            shadow.target.url,
-            path.display()
-        )
-    })
+    let (path, server) = production_in_files(settings, &guard)?;
+    Some(format!(
+        "--shadow {} is {server}, a server in {} (production): replaying would send production its own traffic again; --allow-production-target sends it anyway",
+        shadow.target.url,
+        path.display()
+    ))
 }
 
 #[cfg(test)]
