@@ -3,7 +3,6 @@
 //! times and the settings. Shared by `replay` and `mirror`.
 
 use std::hash::{BuildHasher as _, Hasher as _};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -184,15 +183,22 @@ impl Hashing {
 
     /// The inputs' descriptions, waiting for the hashes unless `now` (a signal stopped the
     /// run: the report must not wait; the files are then described without one).
-    pub(crate) fn finish(self, now: bool) -> Vec<Input> {
+    pub(crate) fn finish(mut self, now: bool) -> Vec<Input> {
         if now {
             self.stop.store(true, Ordering::Relaxed);
         }
-        match self.thread.map(std::thread::JoinHandle::join) {
+        match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(inputs)) => inputs,
             // No thread could be started (or it ended badly): hashed here.
             _ => inputs(&self.files, self.bundled, &self.stop),
         }
+    }
+}
+
+/// Not finished (the run ended before its report): the thread stops at its next read.
+impl Drop for Hashing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -218,7 +224,7 @@ fn hash_file(path: &Path, stop: &AtomicBool) -> Option<(u64, String)> {
         if stop.load(Ordering::Relaxed) {
             return None;
         }
-        let n = match file.read(&mut buf) {
+        let n = match std::io::Read::read(&mut file, &mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -218,6 +218,13 @@ fn production_in<R: std::io::Read>(
     let mut decoder = Decoder::new(settings.limits.wire.clone());
     let mut scan = ServerScan::default();
     while let Ok(Some(frame)) = reader.next_frame() {
+        // Most segments are on no target's port: read where the ports are plain to see,
+        // they are not decoded at all.
+        if let Some((a, b)) = crate::wire::peek_tcp_ports(&frame) {
+            if !guard.is_target_port(a) && !guard.is_target_port(b) {
+                continue;
+            }
+        }
         let found = decoder
             .decode(&frame)
             .and_then(|segment| scan.segment(guard, &segment));
@@ -265,13 +272,15 @@ pub fn run(
     // with the same ones.
     let started = describe::now();
     let local = LocalAddrs::of_this_machine();
+    // The inputs' hashes, for the report, on a thread of their own that yields to the
+    // replay: started now, they overlap the pass over the files, and the first request
+    // does not wait for them.
+    let hashing = describe::Hashing::start(&settings.files, settings.bundled.map(|b| b.0));
     if let Some(refusal) = refusal(settings, shadow, &local) {
         writeln!(err, "shadowtap: error: {refusal}")?;
+        let _ = hashing.finish(true);
         return Ok(Status::BadInput);
     }
-    // The inputs' hashes, for the report, on a thread of their own that yields to the
-    // replay: the first request does not wait for them.
-    let hashing = describe::Hashing::start(&settings.files, settings.bundled.map(|b| b.0));
     // Outputs are created before anything is sent: a path that is refused or cannot be
     // created stops the run at once (exit 2), not after it.
     let outputs = match Outputs::create(settings) {

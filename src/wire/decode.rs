@@ -461,3 +461,43 @@ fn tcp<'a>(
 #[cfg(test)]
 #[path = "decode_tests.rs"]
 mod tests;
+
+/// The TCP ports of a frame, when they can be read without decoding it: Ethernet without a
+/// VLAN tag, Linux SLL or SLL2, or raw IP, carrying an IPv4 packet that is not a fragment or
+/// an IPv6 packet whose next header is TCP. None otherwise (the frame must then be decoded
+/// to know). A pass that only looks for some ports skips the frames this says are not theirs.
+pub fn peek_tcp_ports(frame: &Frame<'_>) -> Option<(u16, u16)> {
+    let d = frame.data;
+    let (ethertype, off) = match frame.link {
+        LinkType::ETHERNET if d.len() >= ETH_HEADER => (be16(d, ETH_TYPE), ETH_HEADER),
+        LinkType::LINUX_SLL if d.len() >= SLL_HEADER => (be16(d, SLL_PROTOCOL), SLL_HEADER),
+        LinkType::LINUX_SLL2 if d.len() >= SLL2_HEADER => (be16(d, SLL2_PROTOCOL), SLL2_HEADER),
+        LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => match d.first().map(|b| b >> 4) {
+            Some(4) => (ETHERTYPE_IPV4, 0),
+            Some(6) => (ETHERTYPE_IPV6, 0),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let ip = d.get(off..)?;
+    let l4 = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+            let frag = be16(ip.get(..IPV4_MIN_HEADER)?, IPV4_FRAG);
+            let whole = frag & (IPV4_MORE_FRAGMENTS | IPV4_OFFSET_MASK) == 0;
+            if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HEADER || ip[IPV4_PROTO] != PROTO_TCP || !whole {
+                return None;
+            }
+            ip.get(ihl..)?
+        }
+        ETHERTYPE_IPV6 => {
+            if *ip.first()? >> 4 != 6 || *ip.get(IPV6_NEXT)? != PROTO_TCP {
+                return None;
+            }
+            ip.get(IPV6_HEADER..)?
+        }
+        _ => return None,
+    };
+    let ports = l4.get(..4)?;
+    Some((be16(ports, 0), be16(ports, 2)))
+}

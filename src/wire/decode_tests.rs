@@ -344,7 +344,51 @@ fn bad_headers_are_counted_not_decoded() {
     );
 }
 
+#[test]
+fn ports_are_peeked_where_they_are_plain_and_never_guessed() {
+    let v4 = ipv4_tcp(PAYLOAD);
+    let v6 = ipv6_tcp(PAYLOAD);
+    for (link, data) in [
+        (LinkType::ETHERNET, ethernet(ETHERTYPE_IPV4, &[], &v4)),
+        (LinkType::ETHERNET, ethernet(ETHERTYPE_IPV6, &[], &v6)),
+        (LinkType::RAW, v4.clone()),
+        (LinkType::RAW, v6.clone()),
+    ] {
+        assert_eq!(peek_tcp_ports(&frame(link, &data)), Some((40000, 80)));
+    }
+    // A VLAN tag, a fragment, extension headers: only the decoder knows.
+    let tagged = ethernet(ETHERTYPE_IPV4, &[ETHERTYPE_VLAN], &v4);
+    assert_eq!(peek_tcp_ports(&frame(LinkType::ETHERNET, &tagged)), None);
+    for f in ipv4_fragments(&ipv4_tcp(&[b'y'; 300]), 64) {
+        assert_eq!(peek_tcp_ports(&frame(LinkType::RAW, &f)), None);
+    }
+    let ext = ipv6_with_ext(2, PAYLOAD);
+    assert_eq!(peek_tcp_ports(&frame(LinkType::RAW, &ext)), None);
+}
+
 proptest! {
+    /// Whatever the bytes, a peek never names ports the decoder would not find.
+    #[test]
+    fn a_peek_agrees_with_the_decoder(link in prop::sample::select(vec![1u32, 12, 101, 113, 228, 229, 276]), flip in prop::collection::vec((0usize..120, any::<u8>()), 0..6), v6 in any::<bool>()) {
+        let ip = if v6 { ipv6_tcp(PAYLOAD) } else { ipv4_tcp(PAYLOAD) };
+        let mut data = match link {
+            1 => ethernet(if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 }, &[], &ip),
+            113 => { let mut d = vec![0u8; SLL_HEADER]; d[SLL_PROTOCOL..SLL_PROTOCOL + 2].copy_from_slice(&(if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 }).to_be_bytes()); d.extend_from_slice(&ip); d }
+            276 => { let mut d = vec![0u8; SLL2_HEADER]; d[SLL2_PROTOCOL..SLL2_PROTOCOL + 2].copy_from_slice(&(if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 }).to_be_bytes()); d.extend_from_slice(&ip); d }
+            _ => ip,
+        };
+        for (at, v) in flip {
+            if let Some(b) = data.get_mut(at) { *b = v; }
+        }
+        let f = frame(LinkType(link), &data);
+        if let Some(ports) = peek_tcp_ports(&f) {
+            let mut d = Decoder::new(Limits::default());
+            if let Some(s) = d.decode(&f) {
+                prop_assert_eq!(ports, (s.src.port(), s.dst.port()));
+            }
+        }
+    }
+
     #[test]
     fn garbage_on_every_link_type_never_panics(link in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]), data in prop::collection::vec(any::<u8>(), 0..200), orig_extra in 0u32..2000) {
         let mut d = Decoder::new(Limits::default());

@@ -16,7 +16,7 @@ mod decode;
 mod defrag;
 mod limits;
 
-pub use decode::Decoder;
+pub use decode::{peek_tcp_ports, Decoder};
 pub use limits::{DecoderCounters, Limits};
 
 /// A TCP sequence number: arithmetic wraps modulo 2^32 and ordering is RFC 793's
