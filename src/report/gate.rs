@@ -13,7 +13,11 @@
 //! - `counts.replayed_share` (replayed / seen) and `counts.dropped_share` (dropped /
 //!   (replayed + dropped));
 //! - `verdicts.regressions` and `verdicts.improvements`: the comparisons with that verdict
-//!   (report::verdict), the whole run's and every route's.
+//!   (report::verdict), the whole run's and every route's;
+//! - `regression.METRIC` (METRIC `ttfb_p50` .. `total_p999`, `error_rate`, `4xx_rate`,
+//!   `5xx_rate`): how much worse the whole run's METRIC is when its verdict is a
+//!   regression (a latency relative to production's, a rate in points), else 0:
+//!   `regression.ttfb_p99>10%` crosses when ttfb p99 is significantly worse by more than 10%.
 //!
 //! Latencies are in microseconds and rates are fractions; a number may carry a unit that
 //! fits the metric it is compared with: `300us`, `2ms`, `1.5s` for latencies, `1%` for
@@ -119,7 +123,34 @@ enum Metric {
     /// `verdicts.regressions`, `verdicts.improvements`: comparisons with that verdict, the
     /// whole run's and every route's.
     Verdicts(VerdictKind),
+    /// `regression.METRIC` (METRIC one of [`COMPARED`], by index): how much worse the whole
+    /// run's METRIC is when its verdict is a regression, else 0; a latency relative to
+    /// production's (0.1 is 10% slower), a rate in points (0.01 is one point more).
+    Regression(usize),
     Latency(SideName, Latency, Quantile),
+}
+
+/// The metrics compared with a verdict (`report::verdict`), as `regression.METRIC` names them.
+const COMPARED: [&str; 11] = [
+    "ttfb_p50",
+    "ttfb_p90",
+    "ttfb_p99",
+    "ttfb_p999",
+    "total_p50",
+    "total_p90",
+    "total_p99",
+    "total_p999",
+    "error_rate",
+    "4xx_rate",
+    "5xx_rate",
+];
+
+/// The whole run's comparison of `metric`.
+fn comparison<'a>(report: &'a Report, metric: &str) -> Option<&'a model::Comparison> {
+    report
+        .verdicts
+        .iter()
+        .find(|c| c.route.is_none() && c.metric == metric)
 }
 
 /// What a metric's numbers are, so that a unit given with a number fits its metric.
@@ -153,6 +184,14 @@ impl Metric {
         let c = &report.counts;
         match self {
             Metric::MismatchStatus => None,
+            // A regression gate needs its comparison to have had enough data.
+            Metric::Regression(i) => Some((
+                u64::from(
+                    comparison(report, COMPARED[i])
+                        .is_some_and(|c| c.verdict != VerdictKind::NotEnoughData),
+                ),
+                "comparisons with enough data",
+            )),
             // A gate on verdicts needs one comparison with enough data to mean anything.
             Metric::Verdicts(_) => Some((
                 report
@@ -289,6 +328,10 @@ fn term(text: &str) -> anyhow::Result<Term> {
     let (metric, path) = match (side, side_name, name) {
         ("mismatch", _, "status") => (Metric::MismatchStatus, "mismatch.status".to_string()),
         ("mismatch", _, "rate") => (Metric::MismatchRate, "mismatch.rate".to_string()),
+        ("regression", _, name) if COMPARED.contains(&name) => (
+            Metric::Regression(COMPARED.iter().position(|m| *m == name).unwrap_or(0)),
+            metric.to_string(),
+        ),
         ("verdicts", _, "regressions") => (
             Metric::Verdicts(VerdictKind::Regression),
             metric.to_string(),
@@ -414,6 +457,17 @@ fn read(report: &Report, metric: Metric, name: &str) -> Result<f64, String> {
         Metric::Requests(s) => side(s).requests as f64,
         Metric::ErrorRate(s) => side(s).error_rate,
         Metric::ShadowErrors => blamed as f64,
+        Metric::Regression(i) => match comparison(report, COMPARED[i]) {
+            Some(c) if c.verdict == VerdictKind::Regression => {
+                let change = c.change.unwrap_or(0.0);
+                if COMPARED[i].ends_with("rate") {
+                    change
+                } else {
+                    change / c.production.unwrap_or(1.0).abs().max(1.0)
+                }
+            }
+            _ => 0.0,
+        },
         Metric::Verdicts(kind) => {
             report.verdicts.iter().filter(|c| c.verdict == kind).count() as f64
         }
@@ -602,6 +656,35 @@ mod tests {
         assert!(v.not_evaluated.is_none() && !v.crossed, "{v:?}");
         r.verdicts.push(comparison(VerdictKind::Regression));
         assert!(evaluate(&c, &r)[0].crossed);
+    }
+
+    #[test]
+    fn a_regression_gate_crosses_only_on_a_significant_regression_past_its_size() {
+        let mut r = report();
+        let c = parse("regression.ttfb_p99>10%,regression.5xx_rate>1%").unwrap();
+        // No comparisons: not enough data, never a pass.
+        assert!(evaluate(&c, &r).iter().all(|v| v.not_evaluated.is_some()));
+        let comparison = |metric: &str, p: f64, s: f64, verdict| model::Comparison {
+            route: None,
+            metric: metric.into(),
+            production: Some(p),
+            shadow: Some(s),
+            change: Some(s - p),
+            interval: None,
+            p_value: Some(0.001),
+            verdict,
+        };
+        r.verdicts = vec![
+            comparison("ttfb_p99", 1000.0, 1150.0, VerdictKind::Regression),
+            comparison("5xx_rate", 0.0, 0.005, VerdictKind::NoSignificantChange),
+        ];
+        let v = evaluate(&c, &r);
+        assert!(v[0].crossed && (v[0].left - 0.15).abs() < 1e-9, "{v:?}");
+        assert!(!v[1].crossed && v[1].not_evaluated.is_none() && v[1].left == 0.0);
+        r.verdicts[0].shadow = Some(1050.0);
+        r.verdicts[0].change = Some(50.0);
+        assert!(!evaluate(&c, &r)[0].crossed, "5% is not past 10%");
+        assert!(parse("regression.ttfb_p42>1%").is_err());
     }
 
     #[test]
