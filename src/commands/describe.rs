@@ -113,7 +113,7 @@ pub(crate) fn run(
     Run {
         id: run_id(),
         tool: format!("shadowtap {}", env!("CARGO_PKG_VERSION")),
-        command: command_line(std::env::args()),
+        command: command_line(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
         mode: mode.into(),
         shadow: String::from_utf8_lossy(&redact_target(settings.shadow.url.as_bytes()))
             .into_owned(),

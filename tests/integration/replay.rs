@@ -1472,3 +1472,26 @@ fn a_bad_bpf_expression_is_a_usage_error_before_anything_is_sent() {
     );
     assert!(s.seen.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_capture_whose_name_is_not_utf8_is_replayed_and_described() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let s = shadow(Behaviour::Answer(200));
+    let dir = std::env::temp_dir().join(format!("shadowtap-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(std::ffi::OsStr::from_bytes(b"cap\xff.pcap"));
+    std::fs::copy(fixture("keepalive-ethernet.pcap"), &path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .arg("replay")
+        .arg(&path)
+        .args(["--shadow", &s.url, "--speed", "max", "--format", "json"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["counts"]["replayed"], 3);
+    let name = report["runs"][0]["inputs"][0]["name"].as_str().unwrap();
+    assert!(name.ends_with("cap\u{fffd}.pcap"), "{name}");
+}
