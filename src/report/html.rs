@@ -262,7 +262,7 @@ fn routes(report: &Report) -> String {
             r.mismatch.status,
             found
                 .iter()
-                .map(|c| format!("{} {}", c.metric.replace('_', " "), c.verdict.name()))
+                .map(|c| format!("{} {}", escape(&c.metric.replace('_', " ")), c.verdict.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -291,7 +291,7 @@ fn run(report: &Report) -> String {
                     "{} ({} bytes, sha256 {})",
                     escape(&i.name),
                     i.bytes.map_or("-".into(), |b| b.to_string()),
-                    i.sha256.as_deref().unwrap_or("-")
+                    escape(i.sha256.as_deref().unwrap_or("-"))
                 )
             })
             .collect();
@@ -385,6 +385,45 @@ mod tests {
             );
         }
         s
+    }
+
+    #[test]
+    fn what_a_saved_report_says_about_its_run_is_escaped() {
+        // `report` copies runs from the files it reads: a hostile file's strings.
+        let mut r = crate::report::replay::report(&sample());
+        let evil = "<script>alert(1)</script>";
+        r.runs = vec![crate::report::model::Run {
+            id: evil.into(),
+            tool: evil.into(),
+            command: vec![evil.into()],
+            mode: evil.into(),
+            shadow: evil.into(),
+            inputs: vec![crate::report::model::Input {
+                name: evil.into(),
+                bytes: Some(1),
+                sha256: Some(evil.into()),
+            }],
+            captured: None,
+            ran: crate::report::model::Span {
+                start: 0.0,
+                end: 1.0,
+            },
+            settings: crate::report::model::RunSettings {
+                speed: evil.into(),
+                rate: None,
+                sample: 100.0,
+                sample_by: evil.into(),
+                seed: 0,
+                concurrency: 1,
+                timeout_ms: 1,
+                order: evil.into(),
+                min_change: 0.05,
+                min_change_abs_us: 100.0,
+                min_rate_change: 0.01,
+            },
+        }];
+        let html = page(&r, "t");
+        assert!(!html.contains("<script"), "{html}");
     }
 
     #[test]
