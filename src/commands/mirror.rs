@@ -360,6 +360,7 @@ pub fn run_with_banner(
     // then what is left is dropped (`dropped/shutdown`) or cut (the shadow error `shutdown`).
     shutdown.drain(settings.drain_timeout);
     let (mut stats, trouble) = engine.into_inner().finish()?;
+    stats.shadow_rtt = trouble.rtt;
     drop(stop_metrics);
     if let Some(server) = metrics {
         server.join();

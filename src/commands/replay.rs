@@ -345,6 +345,7 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("the capture reader stopped unexpectedly"))
     })?;
     let (mut stats, trouble) = finished?;
+    stats.shadow_rtt = trouble.rtt;
     let interrupted = interrupts.first();
     drop(interrupts);
     stats.merge(&fed.skipped);

@@ -214,6 +214,22 @@ pub struct Side {
     /// total left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u64>,
+    /// The whole run's shadow only: the kernel's round-trip time to the shadow as each
+    /// connection opened (`TCP_INFO`), to read a shadow across a network against production
+    /// timed at the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<RoundTrip>,
+}
+
+/// Round-trip times, µs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundTrip {
+    pub min: u64,
+    pub mean: f64,
+    pub max: u64,
+    /// Connections measured.
+    pub connections: u64,
 }
 
 /// Responses by status class.

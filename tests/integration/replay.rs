@@ -525,6 +525,13 @@ fn a_report_says_what_it_measured_and_report_will_not_count_a_run_twice() {
         2 * report["shadow"]["requests"].as_u64().unwrap()
     );
     assert_eq!(twice["runs"].as_array().map(Vec::len), Some(2));
+    // The kernel's round trip to the shadow, measured as connections opened, merges too.
+    let rtt = &report["shadow"]["rtt_us"];
+    let connections = rtt["connections"].as_u64().unwrap_or(0);
+    assert!(connections >= 1 && rtt["min"].as_u64() >= Some(1), "{rtt}");
+    assert!(rtt["min"].as_u64() <= rtt["max"].as_u64(), "{rtt}");
+    assert_eq!(twice["shadow"]["rtt_us"]["connections"], 2 * connections);
+    assert_eq!(twice["shadow"]["rtt_us"]["min"], rtt["min"]);
     // Two shadows are two services.
     let (code, _, err) = report_of(&[&a, &c], &[]);
     assert_eq!(code, Some(2), "{err}");

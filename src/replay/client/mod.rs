@@ -26,6 +26,7 @@ mod breaker;
 mod exchange;
 mod failure;
 
+use crate::replay::stats::Rtt;
 use breaker::Breaker;
 pub use breaker::{BREAKER_OPEN, BREAKER_TRIP};
 use exchange::READ_CHUNK;
@@ -71,6 +72,27 @@ struct Health {
     tls_error: Mutex<Option<String>>,
     /// The first failure of each kind, in words (by [`Failure::index`]).
     words: Mutex<[Option<String>; Failure::ALL.len()]>,
+    /// The kernel's round-trip time to the shadow as each connection opened.
+    rtt: Mutex<Rtt>,
+}
+
+/// The kernel's smoothed round-trip time of `tcp`, µs (`TCP_INFO`), if it says.
+fn kernel_rtt(tcp: &TcpStream) -> Option<u64> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid socket, a buffer of `len` bytes and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && info.tcpi_rtt > 0).then_some(u64::from(info.tcpi_rtt))
 }
 
 impl Health {
@@ -87,6 +109,8 @@ impl Health {
 pub struct Trouble {
     /// The first failure of each kind that happened, in words.
     pub words: Vec<(Failure, String)>,
+    /// The kernel's round-trip time to the shadow as each connection opened.
+    pub rtt: Rtt,
     /// How many times the circuit breaker opened, and for how long in all.
     pub breaker: (u64, Duration),
 }
@@ -226,7 +250,12 @@ impl Client {
             .breaker
             .lock()
             .map_or((0, Duration::ZERO), |b| b.history(Instant::now()));
-        Trouble { words, breaker }
+        let rtt = self.health.rtt.lock().map(|r| *r).unwrap_or_default();
+        Trouble {
+            words,
+            breaker,
+            rtt,
+        }
     }
 
     async fn connect(&self) -> Result<Conn, Failure> {
@@ -235,6 +264,9 @@ impl Client {
             Failure::Connect
         })?;
         let _ = tcp.set_nodelay(true);
+        if let (Some(us), Ok(mut rtt)) = (kernel_rtt(&tcp), self.health.rtt.lock()) {
+            rtt.record(us);
+        }
         let conn = |io: Box<dyn Io>| Conn {
             io,
             buf: Vec::with_capacity(READ_CHUNK),

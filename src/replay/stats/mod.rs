@@ -126,6 +126,43 @@ pub struct Stats {
     pub routes: Routes,
     /// Actual minus intended send time, µs (schedule lateness).
     pub lateness: Option<Histogram<u64>>,
+    /// The kernel's round-trip time to the shadow on each new connection.
+    pub shadow_rtt: Rtt,
+}
+
+/// Round-trip times in µs (the kernel's `TCP_INFO` estimate as a connection opens): least,
+/// most, sum and how many.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rtt {
+    pub min: u64,
+    pub max: u64,
+    pub sum: u64,
+    pub count: u64,
+}
+
+impl Rtt {
+    pub fn record(&mut self, us: u64) {
+        self.merge(&Rtt {
+            min: us,
+            max: us,
+            sum: us,
+            count: 1,
+        });
+    }
+
+    pub fn merge(&mut self, other: &Rtt) {
+        if other.count == 0 {
+            return;
+        }
+        self.min = if self.count == 0 {
+            other.min
+        } else {
+            self.min.min(other.min)
+        };
+        self.max = self.max.max(other.max);
+        self.sum = self.sum.saturating_add(other.sum);
+        self.count += other.count;
+    }
 }
 
 impl Stats {
@@ -295,6 +332,7 @@ impl Stats {
             self.add_route(name, r);
         }
         self.trim_mismatches();
+        self.shadow_rtt.merge(&other.shadow_rtt);
         match (&mut self.lateness, &other.lateness) {
             (Some(a), Some(b)) => {
                 let _ = a.add(b);

@@ -45,6 +45,7 @@ fn side(side: &stats::Side, shadow: bool) -> model::Side {
                 .collect()
         }),
         truncated: shadow.then_some(side.truncated),
+        rtt_us: None,
     }
 }
 
@@ -77,6 +78,14 @@ pub fn report_with(stats: &Stats, t: &Thresholds) -> Report {
             .then(a.0.cmp(b.0))
     });
     let representative = counts.representative();
+    let mut shadow = side(&stats.shadow, true);
+    let rtt = &stats.shadow_rtt;
+    shadow.rtt_us = (rtt.count > 0).then(|| model::RoundTrip {
+        min: rtt.min,
+        mean: rtt.sum as f64 / rtt.count as f64,
+        max: rtt.max,
+        connections: rtt.count,
+    });
     Report {
         version: model::VERSION,
         runs: Vec::new(),
@@ -84,7 +93,7 @@ pub fn report_with(stats: &Stats, t: &Thresholds) -> Report {
         counts,
         representative,
         production: side(&stats.production, false),
-        shadow: side(&stats.shadow, true),
+        shadow,
         mismatch: model::Mismatch {
             status: stats.mismatch,
         },
@@ -164,6 +173,14 @@ pub fn stats(v: &Report) -> anyhow::Result<Stats> {
     }
     stats.production = side_from(&v.production).context("production")?;
     stats.shadow = side_from(&v.shadow).context("shadow")?;
+    if let Some(r) = &v.shadow.rtt_us {
+        stats.shadow_rtt = crate::replay::stats::Rtt {
+            min: r.min,
+            max: r.max,
+            sum: (r.mean.max(0.0) * r.connections as f64).round() as u64,
+            count: r.connections,
+        };
+    }
     stats.mismatch = v.mismatch.status;
     if v.mismatches.len() > saved::MAX_MISMATCHES {
         bail!(

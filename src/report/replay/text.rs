@@ -436,6 +436,16 @@ pub fn text(report: &Report, title: &str) -> String {
         );
     }
     routes(&mut o, report);
+    if let Some(r) = &report.shadow.rtt_us {
+        let _ = writeln!(
+            o,
+            "\nshadow round trip (kernel, as each of {} connections opened): min {}, mean {}, max {}",
+            r.connections,
+            ms(r.min),
+            ms(r.mean.round() as u64),
+            ms(r.max)
+        );
+    }
     if let Some(l) = &report.schedule.lateness_us {
         let _ = writeln!(
             o,
