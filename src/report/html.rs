@@ -120,6 +120,105 @@ fn plot(title: &str, production: &Histogram<u64>, shadow: &Histogram<u64>) -> St
     svg
 }
 
+/// Latency over time: both sides' ttfb p50 (solid) and p99 (dashed) per bucket of capture
+/// time, on a log latency axis.
+fn over_time(t: &crate::report::model::Timeline) -> String {
+    let values: Vec<u64> = t
+        .buckets
+        .iter()
+        .flat_map(|b| {
+            [
+                b.production.p50,
+                b.production.p99,
+                b.shadow.p50,
+                b.shadow.p99,
+            ]
+        })
+        .flatten()
+        .collect();
+    let lowest = values.iter().copied().min().unwrap_or(1).max(1) as f64;
+    let highest = values.iter().copied().max().unwrap_or(10).max(1) as f64;
+    let (lo, hi) = (
+        lowest.log10().floor(),
+        highest.log10().ceil().max(lowest.log10().floor() + 1.0),
+    );
+    let first = t.buckets.first().map_or(0, |b| b.start);
+    let last = t
+        .buckets
+        .last()
+        .map_or(0, |b| b.start)
+        .max(first + t.bucket_s);
+    let x_of =
+        |start: u64| PAD + (WIDTH - 2.0 * PAD) * (start - first) as f64 / (last - first) as f64;
+    let y_of = |us: u64| {
+        let at = ((us.max(1) as f64).log10() - lo) / (hi - lo);
+        HEIGHT - PAD - (HEIGHT - 2.0 * PAD) * at
+    };
+    let mut svg = format!(
+        "<svg class=\"timeline\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\"><title>ttfb over time</title>"
+    );
+    let (bottom, right) = (HEIGHT - PAD, WIDTH - PAD);
+    let _ = write!(
+        svg,
+        "<line x1=\"{PAD}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#888\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{bottom}\" stroke=\"#888\"/>"
+    );
+    let mut decade = lo;
+    while decade <= hi {
+        let us = 10f64.powf(decade);
+        let y = y_of(us as u64);
+        let _ = write!(
+            svg,
+            "<text class=\"ytick\" x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            PAD - 4.0,
+            y + 4.0,
+            tick_label(us)
+        );
+        decade += 1.0;
+    }
+    for (x, label) in [
+        (first, "0 s".to_string()),
+        (last, format!("{} s", last - first)),
+    ] {
+        let _ = write!(
+            svg,
+            "<text class=\"xtick\" x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
+            x_of(x),
+            bottom + 16.0
+        );
+    }
+    type Pick = fn(&crate::report::model::TimeBucket) -> Option<u64>;
+    let lines: [(&str, &str, &str, Pick); 4] = [
+        ("production p50", "#1f77b4", "", |b| b.production.p50),
+        (
+            "production p99",
+            "#1f77b4",
+            " stroke-dasharray=\"4 3\"",
+            |b| b.production.p99,
+        ),
+        ("shadow p50", "#d62728", "", |b| b.shadow.p50),
+        ("shadow p99", "#d62728", " stroke-dasharray=\"4 3\"", |b| {
+            b.shadow.p99
+        }),
+    ];
+    for (name, color, dash, pick) in lines {
+        let points: Vec<String> = t
+            .buckets
+            .iter()
+            .filter_map(|b| pick(b).map(|v| format!("{:.1},{:.1}", x_of(b.start), y_of(v))))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            svg,
+            "<polyline class=\"over-time\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"><title>{name}</title></polyline>",
+            points.join(" ")
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// A value of `metric` for the page: µs as a latency, a fraction as a percentage.
 fn value(metric: &str, v: Option<f64>) -> String {
     match v {
@@ -348,6 +447,14 @@ pub fn page(report: &Report, title: &str) -> String {
         plot("ttfb", &decode(&p.ttfb), &decode(&s.ttfb)),
         plot("total", &decode(&p.total), &decode(&s.total))
     );
+    if let Some(t) = &report.timeline {
+        let _ = write!(
+            o,
+            "<section id=\"over-time\"><h2>Time to first byte over time</h2><p>p50 solid, p99 dashed, in buckets of {} s of capture time.</p>{}</section>",
+            t.bucket_s,
+            over_time(t)
+        );
+    }
     o.push_str(&routes(report));
     o.push_str(&run(report));
     let _ = writeln!(
@@ -377,7 +484,8 @@ mod tests {
                 body_cut: false,
             };
             let route = if i % 2 == 0 { "GET /<x>" } else { "GET /y" };
-            s.replayed(
+            s.replayed_at(
+                1_700_000_000_000_000_000 + i as i64 * 50_000_000,
                 route,
                 Some((200, 900 + i as i64, Some(1000 + i as i64))),
                 Ok(a),
@@ -433,7 +541,8 @@ mod tests {
             "replay <of> a & b",
         );
         assert!(html.starts_with("<!doctype html>"));
-        assert_eq!(html.matches("<polyline").count(), 4);
+        // Two distributions of two sides, and four curves over time.
+        assert_eq!(html.matches("<polyline").count(), 8);
         assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
         assert!(html.contains("replay &lt;of&gt; a &amp; b") && html.contains("GET /&lt;x&gt;"));
         let verdict = html.find("id=\"verdict\"").unwrap();
@@ -446,5 +555,8 @@ mod tests {
         assert!(html.contains(">1 ms</text>") && html.contains(">10 ms</text>"));
         assert!(html.contains(">p99.9</text>") && html.contains(">p99.99</text>"));
         assert!(html.contains("<tr class=\"regression\"><td>GET /&lt;x&gt;</td>"));
+        // 399 requests over 20 s of capture time: 20 buckets, four curves.
+        assert!(html.contains("buckets of 1 s"), "{html}");
+        assert_eq!(html.matches("class=\"over-time\"").count(), 4);
     }
 }

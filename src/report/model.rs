@@ -60,6 +60,10 @@ pub struct Report {
     #[serde(deserialize_with = "routes")]
     pub routes: Vec<Route>,
     pub schedule: Schedule,
+    /// Both sides' time to first byte over capture time, for the HTML report's plot;
+    /// absent when nothing was replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
     /// Each latency percentile and rate, the whole run's then each route's (routes
     /// without data for any are left out): production against shadow, with an interval,
     /// a p-value and a verdict (docs/report.md "Verdicts").
@@ -377,6 +381,38 @@ pub struct Verdict {
     pub not_evaluated: Option<String>,
 }
 
+/// Latency over time: at most 120 buckets of `bucket_s` seconds of capture time (1 s times
+/// a power of two, wider as a run grows), each starting at a multiple of its width.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    pub bucket_s: u64,
+    #[serde(deserialize_with = "time_buckets")]
+    pub buckets: Vec<TimeBucket>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeBucket {
+    /// Epoch seconds, on the capture's clock.
+    pub start: u64,
+    pub production: TimeSide,
+    pub shadow: TimeSide,
+}
+
+/// One side's ttfb in a bucket: the answered requests, their p50 and p99 (µs; null without
+/// any) and the histogram they come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSide {
+    pub requests: u64,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p50: Option<u64>,
+    #[schemars(required, schema_with = "nullable::<u64>")]
+    pub p99: Option<u64>,
+    pub histogram: SavedHistogram,
+}
+
 /// What a comparison found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -558,6 +594,14 @@ pub const MAX_COMPARISONS: usize = 11 * (crate::report::saved::MAX_ROUTES + 1);
 
 fn comparisons<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Comparison>, D::Error> {
     at_most(d, MAX_COMPARISONS, "comparisons")
+}
+
+fn time_buckets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TimeBucket>, D::Error> {
+    at_most(
+        d,
+        crate::replay::stats::MAX_BUCKETS as usize,
+        "time buckets",
+    )
 }
 
 fn routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {

@@ -70,7 +70,11 @@ pub struct Work {
 /// copy the same counts merged in another order would be written differently.
 pub fn encode(h: &Histogram<u64>) -> String {
     use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
-    let mut canonical = crate::replay::stats::histogram();
+    // At `h`'s own precision: the timeline's buckets keep 2 digits, the rest 3.
+    let Ok(mut canonical) = Histogram::<u64>::new_with_bounds(1, 2, h.sigfig()) else {
+        return String::new();
+    };
+    canonical.auto(true);
     let _ = canonical.add(h);
     let mut bytes = Vec::new();
     match V2DeflateSerializer::new().serialize(&canonical, &mut bytes) {

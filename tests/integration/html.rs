@@ -98,6 +98,8 @@ fn the_html_report_renders_in_a_browser_with_its_verdict_plots_and_routes() {
     assert!(dom.contains("<section id=\"verdict\">"), "{dom}");
     assert!(dom.contains("Verdict: "), "{dom}");
     assert_eq!(dom.matches("<svg class=\"plot\"").count(), 2, "{dom}");
+    assert!(dom.contains("<svg class=\"timeline\""), "{dom}");
+    assert!(dom.contains("class=\"over-time\""), "{dom}");
     assert!(dom.contains("class=\"production\"") && dom.contains("class=\"shadow\""));
     assert!(dom.contains("<table id=\"route-table\">"), "{dom}");
     assert!(

@@ -64,7 +64,7 @@ pub(super) async fn work(
         {
             let mut s = stats.borrow_mut();
             s.late(late);
-            s.replayed(&name, production, answer, timeout);
+            s.replayed_at(ex.request.first_ts.0, &name, production, answer, timeout);
         }
         progress.sent.fetch_add(1, Ordering::Relaxed);
         if answer.is_err() {

@@ -13,10 +13,12 @@ use super::select::Skip;
 mod counts;
 mod route_name;
 mod routes;
+mod timeline;
 
 pub use counts::{Dropped, Errors, Reason, Skipped};
 pub use route_name::{route, route_into};
 pub use routes::Routes;
+pub use timeline::{Bucket, Timeline, MAX_BUCKETS};
 
 /// Highest latency a histogram records, in µs (1 hour); longer values are clamped to it.
 const MAX_US: u64 = 3_600_000_000;
@@ -128,6 +130,8 @@ pub struct Stats {
     pub lateness: Option<Histogram<u64>>,
     /// The kernel's round-trip time to the shadow on each new connection.
     pub shadow_rtt: Rtt,
+    /// Both sides' ttfb over capture time.
+    pub timeline: Timeline,
 }
 
 /// Round-trip times in µs (the kernel's `TCP_INFO` estimate as a connection opens): least,
@@ -195,6 +199,22 @@ impl Stats {
     pub fn late(&mut self, by: Duration) {
         let h = self.lateness.get_or_insert_with(histogram);
         Side::latency(h, by.as_micros() as u64);
+    }
+
+    /// [`Stats::replayed`] for a request captured at `ns` (capture time), which also goes
+    /// on the timeline.
+    pub fn replayed_at(
+        &mut self,
+        ns: i64,
+        route: &str,
+        production: Option<(u16, i64, Option<i64>)>,
+        shadow: Result<Answer, Failure>,
+        timeout: Duration,
+    ) {
+        let p = production.map(|(_, ttfb, _)| ttfb.max(0) as u64);
+        let s = shadow.as_ref().ok().map(|a| a.ttfb.as_micros() as u64);
+        self.timeline.record(ns, p, s);
+        self.replayed(route, production, shadow, timeout);
     }
 
     /// One replayed request: the production side as captured (status and timings when its
@@ -333,6 +353,7 @@ impl Stats {
         }
         self.trim_mismatches();
         self.shadow_rtt.merge(&other.shadow_rtt);
+        self.timeline.merge(&other.timeline);
         match (&mut self.lateness, &other.lateness) {
             (Some(a), Some(b)) => {
                 let _ = a.add(b);

@@ -121,10 +121,77 @@ pub fn report_with(stats: &Stats, t: &Thresholds) -> Report {
             histogram: stats.lateness.as_ref().map(SavedHistogram::encode),
         },
         verdicts: crate::report::verdict::verdicts(stats, t),
+        timeline: timeline(&stats.timeline),
         fail_if: None,
         capture: None,
         outputs: None,
     }
+}
+
+/// The timeline as the report writes it.
+fn timeline(t: &stats::Timeline) -> Option<model::Timeline> {
+    if t.buckets.is_empty() {
+        return None;
+    }
+    let side = |h: &Histogram<u64>| model::TimeSide {
+        requests: h.len(),
+        p50: (!h.is_empty()).then(|| h.value_at_percentile(50.0)),
+        p99: (!h.is_empty()).then(|| h.value_at_percentile(99.0)),
+        histogram: SavedHistogram::encode(h),
+    };
+    Some(model::Timeline {
+        bucket_s: t.width / 1_000_000_000,
+        buckets: t
+            .buckets
+            .iter()
+            .map(|(i, b)| model::TimeBucket {
+                start: i * t.width / 1_000_000_000,
+                production: side(&b.production),
+                shadow: side(&b.shadow),
+            })
+            .collect(),
+    })
+}
+
+/// A saved timeline, checked: its width a power of two seconds, its buckets on multiples of
+/// it, within the bound.
+fn timeline_from(v: &model::Timeline) -> anyhow::Result<stats::Timeline> {
+    if !v.bucket_s.is_power_of_two() || v.bucket_s > 1 << 40 {
+        bail!(
+            "a timeline bucket of {} s is not a power of two seconds",
+            v.bucket_s
+        );
+    }
+    let width = v.bucket_s * 1_000_000_000;
+    let mut t = stats::Timeline {
+        width,
+        ..stats::Timeline::default()
+    };
+    for b in &v.buckets {
+        if b.start % v.bucket_s != 0 {
+            bail!(
+                "a timeline bucket starts at {} s, not on a multiple of its width",
+                b.start
+            );
+        }
+        let bucket = stats::Bucket {
+            production: b.production.histogram.decode()?,
+            shadow: b.shadow.histogram.decode()?,
+        };
+        t.buckets.insert(b.start / v.bucket_s, bucket);
+    }
+    let span = match (t.buckets.keys().next(), t.buckets.keys().last()) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0,
+    };
+    if span >= stats::MAX_BUCKETS {
+        bail!(
+            "a timeline spans {} buckets, more than {}",
+            span + 1,
+            stats::MAX_BUCKETS
+        );
+    }
+    Ok(t)
 }
 
 fn side_from(v: &model::Side) -> anyhow::Result<stats::Side> {
@@ -209,6 +276,9 @@ pub fn stats(v: &Report) -> anyhow::Result<Stats> {
             mismatch: r.mismatch.status,
         };
         stats.add_route(name, &route);
+    }
+    if let Some(t) = &v.timeline {
+        stats.timeline = timeline_from(t).context("timeline")?;
     }
     stats.lateness = v
         .schedule

@@ -299,3 +299,37 @@ fn a_run_that_dropped_most_of_its_requests_says_it_is_not_representative() {
         "{text}"
     );
 }
+
+#[test]
+fn the_timeline_round_trips_and_a_hostile_one_is_refused() {
+    let mut s = Stats::default();
+    for i in 0..600i64 {
+        let a = Answer {
+            status: 200,
+            ttfb: Duration::from_micros(100 + i as u64),
+            total: Duration::from_micros(200 + i as u64),
+            body_len: 0,
+            body_cut: false,
+        };
+        // 600 requests over 300 s: 1 s buckets would be 300, past the bound.
+        let ns = 1_700_000_000_000_000_000 + i * 500_000_000;
+        s.replayed_at(
+            ns,
+            "GET /a",
+            Some((200, 90, None)),
+            Ok(a),
+            Duration::from_secs(5),
+        );
+    }
+    let first = to_json(&report(&s)).unwrap();
+    let parsed = parse(first.as_bytes()).unwrap();
+    let t = parsed.timeline.as_ref().unwrap();
+    assert_eq!(t.bucket_s, 4, "300 s in at most 120 buckets: 4 s each");
+    let back = stats(&parsed).unwrap();
+    assert_eq!(to_json(&report(&back)).unwrap(), first);
+    // A width that is not a power of two seconds is refused, as is a stray start.
+    let mut bad: serde_json::Value = serde_json::from_str(&first).unwrap();
+    bad["timeline"]["bucket_s"] = serde_json::json!(3);
+    let bad = serde_json::to_vec(&bad).unwrap();
+    assert!(stats(&parse(&bad).unwrap()).is_err());
+}
