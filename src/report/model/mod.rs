@@ -11,12 +11,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-
-use crate::replay::client::Failure;
-use crate::replay::select::Skip;
-use crate::replay::stats::Dropped;
 
 /// The report format's version.
 pub const VERSION: u64 = 1;
@@ -34,7 +30,7 @@ pub struct Report {
     /// What was measured, how and when: the run behind the report, or every run a merged
     /// report (`shadowtap report`) holds, oldest first. Absent from reports written before
     /// runs were recorded.
-    #[serde(default, deserialize_with = "runs")]
+    #[serde(default, deserialize_with = "read::runs")]
     pub runs: Vec<Run>,
     /// `replay` only, when SIGINT or SIGTERM stopped it: the signal. What was queued is
     /// `counts.dropped.shutdown`; requests in flight at the drain deadline are the shadow
@@ -54,10 +50,10 @@ pub struct Report {
     pub mismatch: Mismatch,
     /// Each (route, production status, shadow status) with its count: at most 10,000 kinds,
     /// the smallest keys.
-    #[serde(deserialize_with = "mismatch_kinds")]
+    #[serde(deserialize_with = "read::mismatch_kinds")]
     pub mismatches: Vec<MismatchKind>,
     /// The same figures per route: at most 1,000 routes and `other`.
-    #[serde(deserialize_with = "routes")]
+    #[serde(deserialize_with = "read::routes")]
     pub routes: Vec<Route>,
     pub schedule: Schedule,
     /// Both sides' time to first byte over capture time, for the HTML report's plot;
@@ -67,7 +63,7 @@ pub struct Report {
     /// Each latency percentile and rate, the whole run's then each route's (routes
     /// without data for any are left out): production against shadow, with an interval,
     /// a p-value and a verdict (docs/report.md "Verdicts").
-    #[serde(default, deserialize_with = "comparisons")]
+    #[serde(default, deserialize_with = "read::comparisons")]
     pub verdicts: Vec<Comparison>,
     /// When `--fail-if` was given: each condition's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +98,7 @@ pub struct Run {
     /// The capture files (`replay`) or the interface (`mirror`).
     pub inputs: Vec<Input>,
     /// First and last frame read, on the capture's clock; null when none was.
-    #[schemars(required, schema_with = "nullable::<Span>")]
+    #[schemars(required, schema_with = "schema::nullable::<Span>")]
     pub captured: Option<Span>,
     /// When the run started and ended, on this machine's clock.
     pub ran: Span,
@@ -115,11 +111,11 @@ pub struct Input {
     /// The path as given, or the interface.
     pub name: String,
     /// Size in bytes; null for an interface or standard input.
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub bytes: Option<u64>,
     /// SHA-256 of the file, hex; null when it was not a regular file (standard input, a
     /// pipe, an interface), which cannot be read twice.
-    #[schemars(required, schema_with = "nullable::<String>")]
+    #[schemars(required, schema_with = "schema::nullable::<String>")]
     pub sha256: Option<String>,
 }
 
@@ -138,7 +134,7 @@ pub struct RunSettings {
     /// `1x`, `10x`, `max` (`mirror`: `live`).
     pub speed: String,
     /// `--rate`, requests per second; null without a cap.
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub rate: Option<f64>,
     /// `--sample`, percent.
     pub sample: f64,
@@ -167,13 +163,13 @@ pub struct Counts {
     pub seen: u64,
     pub replayed: u64,
     /// Whole requests not replayed by choice or rule, by reason.
-    #[schemars(schema_with = "filtered_schema")]
+    #[schemars(schema_with = "schema::filtered_schema")]
     pub filtered: BTreeMap<String, u64>,
     /// Selected requests not sent, by reason.
-    #[schemars(schema_with = "dropped_schema")]
+    #[schemars(schema_with = "schema::dropped_schema")]
     pub dropped: BTreeMap<String, u64>,
     /// Requests not whole in the capture, by reason.
-    #[schemars(schema_with = "incomplete_schema")]
+    #[schemars(schema_with = "schema::incomplete_schema")]
     pub incomplete: BTreeMap<String, u64>,
 }
 
@@ -212,7 +208,7 @@ pub struct Side {
     pub histograms: Histograms,
     /// Shadow only: transport errors by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "errors_schema")]
+    #[schemars(schema_with = "schema::errors_schema")]
     pub errors: Option<BTreeMap<String, u64>>,
     /// Shadow only: answers whose body was cut at the drain cap (status and ttfb kept,
     /// total left out).
@@ -274,17 +270,17 @@ impl StatusClasses {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quantiles {
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p50: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p90: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p95: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p99: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p999: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub max: Option<u64>,
 }
 
@@ -358,9 +354,9 @@ pub struct Route {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// How late requests left against their intended time, µs; null when nothing was sent.
-    #[schemars(required, schema_with = "nullable::<Quantiles>")]
+    #[schemars(required, schema_with = "schema::nullable::<Quantiles>")]
     pub lateness_us: Option<Quantiles>,
-    #[schemars(required, schema_with = "nullable::<SavedHistogram>")]
+    #[schemars(required, schema_with = "schema::nullable::<SavedHistogram>")]
     pub histogram: Option<SavedHistogram>,
 }
 
@@ -370,9 +366,9 @@ pub struct Schedule {
 pub struct Verdict {
     pub condition: String,
     /// The left side's value; null when it has none.
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub left: Option<f64>,
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub right: Option<f64>,
     pub crossed: bool,
     /// Why the condition could not be evaluated (no samples, a NaN operand, fewer requests
@@ -387,7 +383,7 @@ pub struct Verdict {
 #[serde(deny_unknown_fields)]
 pub struct Timeline {
     pub bucket_s: u64,
-    #[serde(deserialize_with = "time_buckets")]
+    #[serde(deserialize_with = "read::time_buckets")]
     pub buckets: Vec<TimeBucket>,
 }
 
@@ -406,9 +402,9 @@ pub struct TimeBucket {
 #[serde(deny_unknown_fields)]
 pub struct TimeSide {
     pub requests: u64,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p50: Option<u64>,
-    #[schemars(required, schema_with = "nullable::<u64>")]
+    #[schemars(required, schema_with = "schema::nullable::<u64>")]
     pub p99: Option<u64>,
     pub histogram: SavedHistogram,
 }
@@ -443,24 +439,24 @@ impl VerdictKind {
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
     /// The route; null for the whole run.
-    #[schemars(required, schema_with = "nullable::<String>")]
+    #[schemars(required, schema_with = "schema::nullable::<String>")]
     pub route: Option<String>,
     /// `ttfb_p50`, `ttfb_p90`, `ttfb_p99`, `ttfb_p999`, the same for `total`, `error_rate`,
     /// `4xx_rate`, `5xx_rate`.
     pub metric: String,
     /// Each side's value (µs, or a fraction); null without data.
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub production: Option<f64>,
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub shadow: Option<f64>,
     /// Shadow less production; null without enough data.
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub change: Option<f64>,
     /// A 95% interval for the change; null without enough data.
-    #[schemars(required, schema_with = "nullable::<[f64; 2]>")]
+    #[schemars(required, schema_with = "schema::nullable::<[f64; 2]>")]
     pub interval: Option<[f64; 2]>,
     /// The test's p-value, before the false-discovery-rate procedure.
-    #[schemars(required, schema_with = "nullable::<f64>")]
+    #[schemars(required, schema_with = "schema::nullable::<f64>")]
     pub p_value: Option<f64>,
     pub verdict: VerdictKind,
 }
@@ -497,7 +493,7 @@ pub struct LogOutput {
     pub path: String,
     pub lines_written: u64,
     pub lines_failed: u64,
-    #[schemars(required, schema_with = "nullable::<String>")]
+    #[schemars(required, schema_with = "schema::nullable::<String>")]
     pub error: Option<String>,
 }
 
@@ -507,7 +503,7 @@ pub struct PcapOutput {
     pub path: String,
     pub packets_written: u64,
     pub packets_failed: u64,
-    #[schemars(required, schema_with = "nullable::<String>")]
+    #[schemars(required, schema_with = "schema::nullable::<String>")]
     pub error: Option<String>,
 }
 
@@ -533,153 +529,14 @@ impl From<&crate::output::Summary> for PcapOutput {
     }
 }
 
-/// A list of at most `most` items, refused past that before the rest is decoded (a route
-/// holds four histograms: decoding thousands of them would take gigabytes). Only counted
-/// past the bound, so the error says how many there are.
-fn at_most<'de, D, T>(d: D, most: usize, what: &'static str) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    struct Bounded<T> {
-        most: usize,
-        what: &'static str,
-        items: std::marker::PhantomData<T>,
-    }
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
-        type Value = Vec<T>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            write!(f, "a list of at most {} {}", self.most, self.what)
-        }
-
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-            let mut items = Vec::new();
-            while items.len() < self.most {
-                match seq.next_element()? {
-                    Some(item) => items.push(item),
-                    None => return Ok(items),
-                }
-            }
-            let mut n = items.len();
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                n += 1;
-            }
-            if n > self.most {
-                return Err(serde::de::Error::custom(format!(
-                    "{n} {}, more than the {} a report holds",
-                    self.what, self.most
-                )));
-            }
-            Ok(items)
-        }
-    }
-    d.deserialize_seq(Bounded {
-        most,
-        what,
-        items: std::marker::PhantomData,
-    })
-}
-
 /// Most runs a saved report may list.
 pub const MAX_RUNS: usize = 10_000;
-
-fn runs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Run>, D::Error> {
-    at_most(d, MAX_RUNS, "runs")
-}
 
 /// Most comparisons a saved report may list: eleven metrics for the whole run and each
 /// route.
 pub const MAX_COMPARISONS: usize = 11 * (crate::report::saved::MAX_ROUTES + 1);
 
-fn comparisons<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Comparison>, D::Error> {
-    at_most(d, MAX_COMPARISONS, "comparisons")
-}
+mod read;
+mod schema;
 
-fn time_buckets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TimeBucket>, D::Error> {
-    at_most(
-        d,
-        crate::replay::stats::MAX_BUCKETS as usize,
-        "time buckets",
-    )
-}
-
-fn routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
-    at_most(d, crate::report::saved::MAX_ROUTES, "routes")
-}
-
-fn mismatch_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MismatchKind>, D::Error> {
-    at_most(d, crate::report::saved::MAX_MISMATCHES, "mismatch kinds")
-}
-
-/// `T` or null: a value always written, null when there is none.
-fn nullable<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
-    let inner = generator.subschema_for::<T>();
-    json_schema!({"anyOf": [inner, {"type": "null"}]})
-}
-
-/// A map of counts whose keys are `names`, each optional.
-fn counts_of(names: &[&str], description: &str, required: bool) -> Schema {
-    let mut properties = serde_json::Map::new();
-    for name in names {
-        properties.insert(
-            (*name).into(),
-            serde_json::json!({"type": "integer", "minimum": 0}),
-        );
-    }
-    let mut schema = json_schema!({
-        "type": "object",
-        "description": description,
-        "properties": properties,
-        "additionalProperties": false
-    });
-    if required {
-        schema.insert("required".into(), serde_json::json!(names));
-    }
-    schema
-}
-
-fn skip_names(category: &str) -> Vec<&'static str> {
-    Skip::ALL
-        .iter()
-        .filter(|s| s.category() == category)
-        .map(|s| s.name())
-        .collect()
-}
-
-fn filtered_schema(_: &mut SchemaGenerator) -> Schema {
-    counts_of(
-        &skip_names("filtered"),
-        "Whole requests not replayed by choice or rule, by reason.",
-        false,
-    )
-}
-
-fn incomplete_schema(_: &mut SchemaGenerator) -> Schema {
-    counts_of(
-        &skip_names("incomplete"),
-        "Requests not whole in the capture, by reason.",
-        false,
-    )
-}
-
-fn dropped_schema(_: &mut SchemaGenerator) -> Schema {
-    let names: Vec<&str> = Dropped::ALL.iter().map(|d| d.name()).collect();
-    counts_of(&names, "Selected requests not sent, by reason.", false)
-}
-
-fn errors_schema(_: &mut SchemaGenerator) -> Schema {
-    let names: Vec<&str> = Failure::ALL.iter().map(|f| f.name()).collect();
-    counts_of(
-        &names,
-        "Shadow only: transport errors by kind. `shutdown` (unanswered when the drain deadline passed) is the run's doing, not the shadow's: it is in neither `error_rate` nor the `shadow.errors` total `--fail-if` compares.",
-        true,
-    )
-}
-
-/// The JSON Schema of [`Report`], as `docs/report.schema.json` holds it.
-pub fn schema() -> Schema {
-    schemars::generate::SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<Report>()
-}
+pub use schema::schema;
