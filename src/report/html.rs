@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::report::model::{Comparison, Report, Route, SavedHistogram, VerdictKind};
+use crate::report::model::{Comparison, Report, SavedHistogram, VerdictKind};
+use crate::report::verdict::{worst_first, Headline, Tally};
 
 /// Points of each curve, evenly spaced in nines from p0 to p99.99.
 const POINTS: usize = 48;
@@ -240,36 +241,21 @@ fn verdict_class(v: VerdictKind) -> &'static str {
 
 /// The verdict section: the headline and every change of the whole run and the routes.
 fn verdict(report: &Report) -> String {
-    let run: Vec<&Comparison> = report
-        .verdicts
-        .iter()
-        .filter(|c| c.route.is_none())
-        .collect();
-    let count = |k| run.iter().filter(|c| c.verdict == k).count();
-    let (reg, imp) = (
-        count(VerdictKind::Regression),
-        count(VerdictKind::Improvement),
-    );
-    let headline = match (reg, imp) {
-        (0, 0) if count(VerdictKind::NoSignificantChange) == 0 => "Not enough data",
-        (0, 0) => "No significant change",
-        (0, _) => "Improved",
-        _ => "Regressed",
+    let t = Tally::of(report);
+    let headline = match t.headline() {
+        Headline::NotEnoughData => "Not enough data",
+        Headline::NoSignificantChange => "No significant change",
+        Headline::Improved => "Improved",
+        Headline::Regressed => "Regressed",
     };
     let mut o = format!(
-        "<section id=\"verdict\"><h2 class=\"headline\">Verdict: {headline}</h2><p>{reg} regressions, {imp} improvements, {} no significant change, {} not enough data (whole run; routes below).</p><ul>",
-        count(VerdictKind::NoSignificantChange),
-        count(VerdictKind::NotEnoughData)
+        "<section id=\"verdict\"><h2 class=\"headline\">Verdict: {headline}</h2><p>{} regressions, {} improvements, {} no significant change, {} not enough data (whole run; routes below).</p><ul>",
+        t.regressions, t.improvements, t.unchanged, t.no_data
     );
     let changed: Vec<&Comparison> = report
         .verdicts
         .iter()
-        .filter(|c| {
-            matches!(
-                c.verdict,
-                VerdictKind::Regression | VerdictKind::Improvement
-            )
-        })
+        .filter(|c| c.verdict.is_change())
         .collect();
     for c in changed.iter().take(50) {
         let _ = write!(
@@ -290,35 +276,16 @@ fn verdict(report: &Report) -> String {
 /// The route table: the routes with the largest significant regression first, then by
 /// requests.
 fn routes(report: &Report) -> String {
-    let mut rows: Vec<(&Route, f64)> = report
-        .routes
-        .iter()
-        .map(|r| {
-            (
-                r,
-                crate::report::verdict::largest_regression(report, &r.route),
-            )
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then(b.0.shadow.requests.cmp(&a.0.shadow.requests))
-            .then(a.0.route.cmp(&b.0.route))
-    });
+    let rows = worst_first(report);
     let mut o = String::from(
         "<section id=\"routes\"><h2>Routes</h2><table id=\"route-table\"><thead><tr><th>route</th><th>requests</th><th>ttfb p50</th><th>ttfb p99</th><th>error rate</th><th>4xx</th><th>5xx</th><th>mismatches</th><th>verdicts</th></tr></thead><tbody>",
     );
-    for (r, _) in rows.iter().take(TABLE_ROUTES) {
+    for r in rows.iter().take(TABLE_ROUTES) {
         let found: Vec<&Comparison> = report
             .verdicts
             .iter()
             .filter(|c| c.route.as_deref() == Some(&r.route))
-            .filter(|c| {
-                matches!(
-                    c.verdict,
-                    VerdictKind::Regression | VerdictKind::Improvement
-                )
-            })
+            .filter(|c| c.verdict.is_change())
             .collect();
         let class = if found.iter().any(|c| c.verdict == VerdictKind::Regression) {
             "regression"

@@ -46,9 +46,69 @@ impl Default for Thresholds {
     }
 }
 
+/// The whole run's verdicts, counted by kind: what the text and HTML reports open with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub regressions: usize,
+    pub improvements: usize,
+    pub unchanged: usize,
+    pub no_data: usize,
+}
+
+/// The one-word verdict of a whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Headline {
+    Regressed,
+    Improved,
+    NoSignificantChange,
+    NotEnoughData,
+}
+
+impl Tally {
+    pub fn of(report: &model::Report) -> Tally {
+        let mut t = Tally::default();
+        for c in report.verdicts.iter().filter(|c| c.route.is_none()) {
+            *match c.verdict {
+                VerdictKind::Regression => &mut t.regressions,
+                VerdictKind::Improvement => &mut t.improvements,
+                VerdictKind::NoSignificantChange => &mut t.unchanged,
+                VerdictKind::NotEnoughData => &mut t.no_data,
+            } += 1;
+        }
+        t
+    }
+
+    /// Any regression makes the run regressed; else any improvement improved; else it is
+    /// unchanged when something could be compared at all.
+    pub fn headline(&self) -> Headline {
+        match (self.regressions, self.improvements, self.unchanged) {
+            (0, 0, 0) => Headline::NotEnoughData,
+            (0, 0, _) => Headline::NoSignificantChange,
+            (0, _, _) => Headline::Improved,
+            _ => Headline::Regressed,
+        }
+    }
+}
+
+/// The routes as the route tables list them: the largest significant regression first,
+/// then the busiest, then by name.
+pub fn worst_first(report: &model::Report) -> Vec<&model::Route> {
+    let mut rows: Vec<(&model::Route, f64)> = report
+        .routes
+        .iter()
+        .map(|r| (r, largest_regression(report, &r.route)))
+        .collect();
+    rows.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then(b.0.shadow.requests.cmp(&a.0.shadow.requests))
+            .then(a.0.route.cmp(&b.0.route))
+    });
+    rows.into_iter().map(|(r, _)| r).collect()
+}
+
 /// The largest significant regression of a route, relative to production's value (0
 /// without one): the order of the route tables.
-pub fn largest_regression(report: &model::Report, route: &str) -> f64 {
+fn largest_regression(report: &model::Report, route: &str) -> f64 {
     report
         .verdicts
         .iter()

@@ -424,6 +424,11 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    /// A regression or an improvement: a change worth a line of its own.
+    pub fn is_change(self) -> bool {
+        matches!(self, VerdictKind::Regression | VerdictKind::Improvement)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             VerdictKind::Regression => "regression",

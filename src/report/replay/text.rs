@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::replay::client::Failure;
 use crate::report::model::{Comparison, Quantiles, Report, VerdictKind};
+use crate::report::verdict::{worst_first, Headline, Tally};
 
 fn ms(us: u64) -> String {
     if us < 1000 {
@@ -113,31 +114,19 @@ fn finding(c: &Comparison) -> String {
 
 /// The verdict lines that open the report: the whole run's changes, then the routes'.
 fn verdicts(o: &mut String, report: &Report) {
-    let changed = |c: &&Comparison| {
-        matches!(
-            c.verdict,
-            VerdictKind::Regression | VerdictKind::Improvement
-        )
-    };
+    let changed = |c: &&Comparison| c.verdict.is_change();
     let run: Vec<&Comparison> = report
         .verdicts
         .iter()
         .filter(|c| c.route.is_none())
         .collect();
-    let count = |k: VerdictKind| run.iter().filter(|c| c.verdict == k).count();
-    let (reg, imp) = (
-        count(VerdictKind::Regression),
-        count(VerdictKind::Improvement),
-    );
-    let (same, none) = (
-        count(VerdictKind::NoSignificantChange),
-        count(VerdictKind::NotEnoughData),
-    );
-    let headline = match (reg, imp) {
-        (0, 0) if same == 0 => "NOT ENOUGH DATA".to_string(),
-        (0, 0) => "no significant change".to_string(),
-        (0, _) => "IMPROVED".to_string(),
-        _ => "REGRESSED".to_string(),
+    let t = Tally::of(report);
+    let (reg, imp, same, none) = (t.regressions, t.improvements, t.unchanged, t.no_data);
+    let headline = match t.headline() {
+        Headline::NotEnoughData => "NOT ENOUGH DATA",
+        Headline::NoSignificantChange => "no significant change",
+        Headline::Improved => "IMPROVED",
+        Headline::Regressed => "REGRESSED",
     };
     let caveat = if report.counts.representative() {
         ""
@@ -200,22 +189,8 @@ fn routes(o: &mut String, report: &Report) {
         "5xx p/s",
         "mism"
     );
-    let mut rows: Vec<(&crate::report::model::Route, f64)> = report
-        .routes
-        .iter()
-        .map(|r| {
-            (
-                r,
-                crate::report::verdict::largest_regression(report, &r.route),
-            )
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then(b.0.shadow.requests.cmp(&a.0.shadow.requests))
-            .then(a.0.route.cmp(&b.0.route))
-    });
-    for (r, _) in rows.iter().take(20) {
+    let rows = worst_first(report);
+    for r in rows.iter().take(20) {
         let pair = |q: &Quantiles| match (q.p50, q.p99) {
             (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
             _ => "-".to_string(),
