@@ -70,7 +70,10 @@ impl Timeline {
     /// its response was captured, the shadow's if it answered.
     pub fn record(&mut self, ns: i64, production: Option<u64>, shadow: Option<u64>) {
         let ns = ns.max(0) as u64;
-        self.fit(ns / self.width, ns / self.width);
+        // Most requests land in a bucket that exists: only a new one can need a wider width.
+        if !self.buckets.contains_key(&(ns / self.width)) {
+            self.fit(ns / self.width, ns / self.width);
+        }
         let bucket = self.buckets.entry(ns / self.width).or_default();
         if let Some(us) = production {
             Side::latency(&mut bucket.production, us);
