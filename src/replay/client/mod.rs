@@ -60,7 +60,7 @@ impl Conn {
     }
 }
 
-/// What every client of one shadow shares: its circuit breaker and the first TLS error.
+/// What every client of one shadow shares: its circuit breaker and what went wrong.
 #[derive(Default)]
 struct Health {
     breaker: Mutex<Breaker>,
@@ -68,8 +68,6 @@ struct Health {
     /// while it has not, a request and its success need no lock. Every replay thread takes
     /// this path per request, and a shared lock would bounce between cores.
     failing: AtomicBool,
-    /// The first TLS handshake error, for a one-line warning at the end.
-    tls_error: Mutex<Option<String>>,
     /// The first failure of each kind, in words (by [`Failure::index`]).
     words: Mutex<[Option<String>; Failure::ALL.len()]>,
     /// The kernel's round-trip time to the shadow as each connection opened.
@@ -202,7 +200,7 @@ impl Slot {
 }
 
 /// How to reach one shadow. Cheap to clone; clones share the circuit breaker (failures
-/// anywhere count towards opening it) and the TLS error. Connections live in [`Slot`]s
+/// anywhere count towards opening it) and what went wrong ([`Client::trouble`]). Connections live in [`Slot`]s
 /// owned by the callers, one per request in flight.
 #[derive(Clone)]
 pub struct Client {
@@ -218,11 +216,6 @@ impl Client {
             addr,
             tls,
         }
-    }
-
-    /// The first TLS handshake error, if any.
-    pub fn tls_error(&self) -> Option<String> {
-        self.health.tls_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// What went wrong over the run: the first failure of each kind in words, and the
@@ -278,9 +271,6 @@ impl Client {
         match connector.connect(tls.name.clone(), tcp).await {
             Ok(stream) => Ok(conn(Box::new(stream))),
             Err(e) => {
-                if let Ok(mut first) = self.health.tls_error.lock() {
-                    first.get_or_insert_with(|| e.to_string());
-                }
                 self.health.first(Failure::Connect, || tls_words(&e));
                 Err(Failure::Connect)
             }
