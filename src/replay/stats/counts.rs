@@ -141,11 +141,6 @@ impl Errors {
         Failure::ALL.into_iter().map(|f| (f, self.get(f)))
     }
 
-    /// Every kind.
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
-    }
-
     /// The kinds the shadow is to blame for: all but [`Failure::is_ours`].
     pub fn blamed(&self) -> u64 {
         self.iter()

@@ -12,7 +12,7 @@ use crate::report::saved;
 use crate::report::verdict::Thresholds;
 
 /// The percentiles of `h`, all null when it is empty.
-pub fn quantiles(h: &Histogram<u64>) -> Quantiles {
+fn quantiles(h: &Histogram<u64>) -> Quantiles {
     if h.is_empty() {
         return Quantiles::default();
     }

@@ -6,7 +6,7 @@
 mod json;
 mod text;
 
-pub use json::{parse, quantiles, report, report_with, stats, to_json};
+pub use json::{parse, report, report_with, stats, to_json};
 pub use text::text;
 
 #[cfg(test)]
